@@ -1,0 +1,204 @@
+"""Plain dataclass configs.
+
+A config file is ordinary Python that builds ``config = Config(...)``; ``load_config`` runs it and applies
+``--set section.field=value`` overrides, checked against the field's type. Defaults follow the paper's recipe
+(../shared/PAPER.md): LR-ASPP on MobileNetV3-Large with RF2 at output stride 16, 769x769 crops, SGD 0.01 poly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import runpy
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from segkit.errors import UserError
+
+BACKBONES = (
+    "mobilenet_v3_large",
+    "mobilenet_v3_small",
+    "mobilenet_v3_large_minimal",
+    "mobilenet_v3_small_minimal",
+    "mobilenet_v2",
+)
+HEADS = ("lraspp", "raspp")
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "mobilenet_v3_large"
+    width_mult: float = 1.0
+    output_stride: int = 16
+    rf2: bool = True  # halve the last block's filters (the paper's "RF2")
+    head: str = "lraspp"
+    head_channels: int = 128  # F in Table 7
+    skip: bool | None = None  # low-level skip; None = the paper's choice (on for LR-ASPP, off for R-ASPP)
+    num_classes: int = 19
+    # "" = random init, "imagenet" = torchvision weights API (downloads), or a path to a torchvision state dict.
+    pretrained: str = ""
+    # LR-ASPP gate pooling, as the TF flags image_pooling_crop_size / image_pooling_stride.
+    pool_crop: tuple[int, int] = (769, 769)
+    pool_stride: tuple[int, int] = (4, 5)
+    global_pool: bool = False  # torchvision-style gate (global average pooling) instead
+    dropout: float = 0.1  # R-ASPP only (TF keep_prob 0.9)
+
+    def __post_init__(self):
+        if self.backbone not in BACKBONES:
+            raise UserError(f"model.backbone={self.backbone!r} is unknown; choose one of {', '.join(BACKBONES)}.")
+        if self.head not in HEADS:
+            raise UserError(f"model.head={self.head!r} is unknown; choose one of {', '.join(HEADS)}.")
+        if self.output_stride not in (8, 16, 32):
+            raise UserError(f"model.output_stride={self.output_stride} is not supported; use 8, 16 or 32.")
+        if self.width_mult <= 0:
+            raise UserError(f"model.width_mult={self.width_mult} must be positive.")
+
+
+@dataclass
+class DataConfig:
+    root: str = ""  # empty: --data-root, else $CITYSCAPES_DATASET
+    crop_size: tuple[int, int] = (769, 769)  # (height, width) of training crops
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    # "tf": x/127.5 - 1 (the authors' scratch models); "imagenet": torchvision mean/std (for pretrained init).
+    normalize: str = "tf"
+    workers: int = 2
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 90_000
+    batch_size: int = 8  # per device
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    poly_power: float = 0.9
+    warmup_iterations: int = 0
+    loss: str = "ce"  # "ce" or "ohem"
+    checkpoint_every: int = 1000
+    eval_every: int = 5000
+    log_every: int = 20
+    seed: int = 0
+
+
+@dataclass
+class EvalConfig:
+    resolutions: tuple[str, ...] = ("full", "half")
+    split: str = "val"
+    batch_size: int = 1
+
+
+@dataclass
+class Config:
+    name: str = "segkit"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict:
+        """Plain data (lists, numbers, strings) for checkpoints and JSON."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        sections = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "name":
+                continue
+            section_cls = f.default_factory
+            values = data.get(f.name, {})
+            kwargs = {}
+            for sf in dataclasses.fields(section_cls):
+                if sf.name in values:
+                    kwargs[sf.name] = _coerce(values[sf.name], _field_types(section_cls)[sf.name], f"{f.name}.{sf.name}")
+            sections[f.name] = section_cls(**kwargs)
+        return cls(name=data.get("name", "segkit"), **sections)
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    """Run a config file (it must define ``config = Config(...)``) and apply ``key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist; pass a file from configs/, e.g. configs/lraspp_large.py.")
+    namespace = runpy.run_path(str(path))
+    config = namespace.get("config")
+    if not isinstance(config, Config):
+        raise UserError(f"config file {path} must define `config = Config(...)` (segkit.config.Config).")
+    if config.name == "segkit":
+        config.name = path.stem
+    for item in overrides:
+        apply_override(config, item)
+    return config
+
+
+def apply_override(config: Config, item: str) -> None:
+    """Apply one ``section.field=value``; the value is parsed by the field's declared type."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    valid = _valid_keys()
+    if not sep:
+        raise UserError(f"override {item!r} must look like key=value, e.g. train.iterations=1000.")
+    if key not in valid:
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f" Did you mean {close[0]}?" if close else f" Valid keys: {', '.join(valid)}."
+        raise UserError(f"unknown config key {key!r}.{hint}")
+    if key == "name":
+        config.name = raw
+        return
+    section_name, field_name = key.split(".")
+    section = getattr(config, section_name)
+    value = _coerce(raw.strip(), _field_types(type(section))[field_name], key, from_text=True)
+    setattr(section, field_name, value)
+    if hasattr(section, "__post_init__"):
+        section.__post_init__()  # re-validate the section
+
+
+def _valid_keys() -> list[str]:
+    keys = ["name"]
+    for f in dataclasses.fields(Config):
+        if f.name != "name":
+            keys += [f"{f.name}.{sf.name}" for sf in dataclasses.fields(f.default_factory)]
+    return keys
+
+
+def _field_types(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(value, annotation, key: str, from_text: bool = False):
+    """Convert ``value`` (text from --set, or plain data from a checkpoint) to the annotated type."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (from_text and str(value).lower() in ("none", "null")):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key, from_text)
+    if origin is tuple:
+        items = [v for v in str(value).replace("x", ",").split(",") if v.strip()] if from_text else list(value)
+        item_type = args[0]
+        if args[-1] is not Ellipsis and len(items) != len(args):
+            raise UserError(f"{key} takes {len(args)} comma-separated values, got {value!r}.")
+        return tuple(_coerce(v.strip() if isinstance(v, str) else v, item_type, key, from_text) for v in items)
+    try:
+        if annotation is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if annotation is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if from_text and "e" in str(value).lower() else int(value)
+        if annotation is float:
+            return float(value)
+        if annotation is str:
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{key}={value!r} is not a valid {annotation.__name__}.") from None
+    return value
