@@ -123,9 +123,11 @@ def test_percent_dict_is_json_ready():
     assert list(d["per_class_iou"]) == list(CITYSCAPES_CLASSES) and len(CITYSCAPES_CLASSES) == 19
 
 
-def test_equals_official_cityscapes_evaluator(tmp_path, monkeypatch):
-    """Random labelId images (void labels included) through evalPixelLevelSemanticLabeling vs our trainId matrix."""
-    monkeypatch.setattr(np, "in1d", lambda a, b, invert=False: np.isin(a, b, invert=invert).ravel(), raising=False)
+def test_equals_official_cityscapes_evaluator(tmp_path):
+    """Random labelId images (void labels included) through evalPixelLevelSemanticLabeling vs our trainId matrix.
+
+    With instance and pixel-accuracy scores off, cityscapesscripts 2.3.0 never reaches np.in1d (gone in numpy 2.4).
+    """
     rng = np.random.default_rng(1)
     all_ids = np.array(EVAL_LABEL_IDS + IGNORED_LABEL_IDS)
     absent_gt = EVAL_LABEL_IDS[16]  # train: predicted but never in ground truth -> IoU 0
