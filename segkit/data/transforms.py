@@ -1,0 +1,80 @@
+"""Augmentation pipelines (albumentations 2.x) and the one place where images are normalised.
+
+Pipelines work on uint8 RGB (H, W, 3) images and uint8 trainId (H, W) masks; normalisation happens after them
+(``image_to_tensor``), so padding can use the normalisation mean and become exactly 0 in the network's input.
+Albumentations 2.x traps (../shared/PAPER.md): the pad values are ``fill``/``fill_mask`` (the 1.x names are
+ignored, which pads masks with 0 = road), and ``RandomScale`` adds 1 to its limits and defaults to p=0.5.
+"""
+from __future__ import annotations
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+
+from segkit.config import DataConfig
+from segkit.data.labels import IGNORE_INDEX
+from segkit.errors import UserError
+
+NORMALIZE_MODES = ("tf", "imagenet")
+
+
+def mean_std(mode: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel (mean, std) in 0..255 pixel units for a ``DataConfig.normalize`` mode."""
+    if mode == "tf":  # x / 127.5 - 1, as the authors' TF models (trained from scratch)
+        return (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)
+    if mode == "imagenet":  # torchvision's ImageNet statistics, for backbones initialised from its weights
+        return (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+    raise UserError(f"data.normalize={mode!r} is unknown; choose one of {', '.join(NORMALIZE_MODES)}.")
+
+
+def normalize(image: np.ndarray, mode: str) -> np.ndarray:
+    """uint8 RGB (H, W, 3) -> float32 (H, W, 3) network input."""
+    mean, std = mean_std(mode)
+    return (image.astype(np.float32) - np.float32(mean)) / np.float32(std)
+
+
+def denormalize(image: np.ndarray, mode: str) -> np.ndarray:
+    """Inverse of ``normalize``: float (H, W, 3) -> uint8 RGB, for looking at what the network saw."""
+    mean, std = mean_std(mode)
+    return np.clip(np.asarray(image, dtype=np.float32) * np.float32(std) + np.float32(mean) + 0.5, 0, 255).astype(np.uint8)
+
+
+def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
+    """uint8 RGB (H, W, 3) -> normalised float32 tensor (3, H, W)."""
+    return torch.from_numpy(np.ascontiguousarray(normalize(image, mode).transpose(2, 0, 1)))
+
+
+def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = None) -> A.Compose:
+    """Random scale (config.scale_range, always applied), pad to the crop, random crop, flip, photometric jitter.
+
+    ``jitter=False`` leaves colours untouched (for tests of geometric alignment). ``seed`` makes the sequence
+    reproducible; DataLoader workers are re-seeded by ``segkit.data.cityscapes.worker_init_fn``.
+    """
+    crop_h, crop_w = (int(v) for v in config.crop_size)
+    low, high = (float(v) for v in config.scale_range)
+    if not 0 < low <= high:
+        raise UserError(f"data.scale_range={config.scale_range} must be two positive factors, low <= high, e.g. 0.5,2.0.")
+    if crop_h <= 0 or crop_w <= 0:
+        raise UserError(f"data.crop_size={config.crop_size} must be two positive integers (height, width).")
+    fill = tuple(mean_std(config.normalize)[0])  # pads become 0 after normalisation
+    steps = [
+        # RandomScale samples from (1 + low, 1 + high): subtract 1 so the factors are really scale_range.
+        A.RandomScale(scale_limit=(low - 1.0, high - 1.0), interpolation=cv2.INTER_LINEAR,
+                      mask_interpolation=cv2.INTER_NEAREST, p=1.0),
+        A.PadIfNeeded(min_height=crop_h, min_width=crop_w, position="random", border_mode=cv2.BORDER_CONSTANT,
+                      fill=fill, fill_mask=IGNORE_INDEX),
+        A.RandomCrop(height=crop_h, width=crop_w),
+        A.HorizontalFlip(p=0.5),
+    ]
+    if jitter:
+        # Modest jitter on the crop (cheaper than on the full image); hue stays small so classes keep their colours.
+        steps.append(A.ColorJitter(brightness=(0.75, 1.25), contrast=(0.75, 1.25), saturation=(0.75, 1.25),
+                                   hue=(-0.03, 0.03), p=0.8))
+    return A.Compose(steps, seed=seed)
+
+
+def eval_transform(config: DataConfig) -> A.Compose:
+    """Nothing geometric at evaluation: full-resolution images as they are (half resolution is the evaluator's)."""
+    mean_std(config.normalize)  # fail early on a bad mode
+    return A.Compose([])
