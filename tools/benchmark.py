@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""Params, MAdds and CPU latency of configs, or of all Table 7 rows beside the paper's numbers.
+
+    python tools/benchmark.py configs/lraspp_large.py [--json]
+    python tools/benchmark.py --table7 [--no-latency]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from segkit.benchmark import benchmark_config, table7_report
+from segkit.cli import main_guard
+from segkit.config import load_config
+from segkit.errors import UserError
+
+TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("configs", nargs="*", help="config files to measure")
+    parser.add_argument("--table7", action="store_true", help="measure the 11 rows of Table 7 beside the paper")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per config")
+    parser.add_argument("--resolution", nargs="+", choices=("full", "half"), default=["full", "half"],
+                        help="input sizes: full = 1024x2048, half = 512x1024 (default: both)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is reported")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="intra-op CPU threads (default: %(default)s)")
+    parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. model.output_stride=32 (repeatable)")
+    return parser.parse_args(argv)
+
+
+@main_guard
+def main(argv=None):
+    args = parse_args(argv)
+    if not args.configs and not args.table7:
+        raise UserError("name at least one config (e.g. configs/lraspp_large.py) or pass --table7.")
+    if args.repeats < 1 or args.threads < 1:
+        raise UserError("--repeats and --threads must be at least 1.")
+    torch.set_num_threads(args.threads)
+    if args.table7:
+        records, text = table7_report(TABLE7_DIR, repeats=args.repeats, latency=not args.no_latency)
+        if args.json:
+            for record in records:
+                print(json.dumps(record))
+        else:
+            print(text)
+    for path in args.configs:
+        config = load_config(path, args.overrides)
+        record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats,
+                                  latency=not args.no_latency)
+        if args.json:
+            print(json.dumps(record))
+        else:
+            madds = ", ".join(f"{name} {value / 1e9:.2f}B" for name, value in record["madds"].items())
+            latency = ", ".join(f"{name} {value:.0f} ms" for name, value in record["latency_ms"].items())
+            print(f"{record['config']}: {record['params'] / 1e6:.3f}M params; MAdds {madds}"
+                  + (f"; latency (median of {args.repeats}, {args.threads} threads) {latency}" if latency else ""))
+
+
+if __name__ == "__main__":
+    main()
