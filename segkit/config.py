@@ -74,7 +74,14 @@ class TrainConfig:
     weight_decay: float = 4e-5
     poly_power: float = 0.9
     warmup_iterations: int = 0
+    warmup_ratio: float = 1e-3  # lr factor at the first warmup iteration
+    min_lr_ratio: float = 0.0  # poly decays to lr * min_lr_ratio (mmseg: 1e-4 / 1e-2)
     loss: str = "ce"  # "ce" or "ohem"
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    class_weights: tuple[float, ...] | None = None
+    lovasz_weight: float = 0.0  # smp LovaszLoss added with this weight
+    dice_weight: float = 0.0  # smp DiceLoss added with this weight
     checkpoint_every: int = 1000
     eval_every: int = 5000
     log_every: int = 20

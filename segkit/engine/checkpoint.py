@@ -105,3 +105,35 @@ def restore_rng_state(state: dict) -> None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return text[0][:200] if text else type(error).__name__
+
+
+def load_model(path, model_config=None, map_location="cpu"):
+    """Build the segmentor a checkpoint describes and load its weights: ``(model, config, checkpoint)``.
+
+    ``model_config`` (a ``ModelConfig``) overrides the checkpoint's own; a mismatch is one UserError naming the
+    differing keys. ImageNet initialisation is never re-run (the weights come from the checkpoint).
+    """
+    import dataclasses
+
+    from segkit.config import Config
+    from segkit.models import build_model
+
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    config = Config.from_dict(checkpoint["config"])
+    if model_config is not None:
+        config.model = model_config
+    model = build_model(dataclasses.replace(config.model, pretrained=""))
+    state = checkpoint["model"]
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        details = []
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", mismatched)):
+            if keys:
+                details.append(f"{title}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}")
+        raise UserError(f"checkpoint {path} does not fit the {config.model.backbone}/{config.model.head} model "
+                        f"({'; '.join(details)}); use the config it was trained with.")
+    model.load_state_dict(state)
+    return model, config, checkpoint
