@@ -1,0 +1,369 @@
+"""Evaluation over a split: full and half resolution in one pass, TTA, sliding window, timing, official outputs.
+
+One loop, read top to bottom in ``evaluate``: each image is decoded once (a DataLoader streams it, batch 1), every
+requested resolution is predicted from that one tensor through ``segkit.inference`` (the single definition of
+"half resolution": area-downsampled input, logits bilinearly upsampled to the image size) and scored against the
+full-size trainId label in one dataset-level confusion matrix per resolution. Nothing per image is kept, so
+memory stays flat over the split. Under ``torch.distributed`` each rank evaluates every world_size-th image and
+the matrices are summed.
+
+Also here: the per-class table, the confusion-matrix plot, the labelIds PNGs of the official layout, and a
+wrapper around cityscapesscripts' ``evalPixelLevelSemanticLabeling`` for the cross-check (``official_evaluation``).
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import glob
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Subset
+from tqdm import tqdm
+
+from segkit.data.cityscapes import LABEL_IDS_SUFFIX, worker_init_fn
+from segkit.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, to_label_ids
+from segkit.errors import UserError
+from segkit.inference import RESOLUTION_SCALES, TTA, predict_scores, resize_images, scaled_size, to_labels, \
+    upsample_logits
+from segkit.metrics import ConfusionMatrix, Scores
+
+RESOLUTIONS = tuple(RESOLUTION_SCALES)  # ("full", "half")
+PREDICTION_SUFFIX = "_leftImg8bit.png"  # the official name of a prediction: CITY_SEQ_FRAME_leftImg8bit.png
+
+
+@dataclass
+class SlidingWindow:
+    """Tiles of ``size`` (height, width) in network-input pixels, overlapping by ``overlap`` of a tile."""
+
+    size: tuple[int, int]
+    overlap: float = 1 / 3
+
+    def __post_init__(self):
+        if len(self.size) != 2 or min(self.size) <= 0:
+            raise UserError(f"sliding window size {self.size} must be two positive integers H,W, e.g. 512,1024.")
+        if not 0 <= self.overlap < 1:
+            raise UserError(f"sliding window overlap {self.overlap} must lie in [0, 1).")
+
+    @classmethod
+    def parse(cls, text: str, overlap: float = 1 / 3) -> "SlidingWindow":
+        """``"512,1024"`` (or ``512x1024``) -> SlidingWindow((512, 1024))."""
+        try:
+            height, width = (int(v) for v in text.lower().replace("x", ",").split(","))
+        except ValueError:
+            raise UserError(f"--sliding-window {text!r} must be H,W in pixels, e.g. 512,1024.") from None
+        return cls((height, width), overlap)
+
+
+@dataclass
+class EvalResult:
+    """One resolution's outcome; ``scores``/``confusion`` are None on a split without labels (test)."""
+
+    resolution: str
+    scores: Scores | None
+    confusion: ConfusionMatrix | None
+    ms_per_image: float  # model time: resize, forward(s), upsample, label map (not decoding or saving)
+    images: int
+
+    def to_dict(self, class_names=CLASS_NAMES) -> dict:
+        """The eval JSON's block for this resolution (DESIGN.md): percent values and ms per image."""
+        block = self.scores.to_percent_dict(class_names) if self.scores is not None else {}
+        block["ms_per_image"] = self.ms_per_image
+        return block
+
+
+# ---- the loop ----------------------------------------------------------------------------------------------
+
+def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=None, tta: TTA = TTA(),
+             save_dir=None, progress: bool = True, sliding_window: SlidingWindow | None = None, workers: int = 2,
+             num_classes: int = NUM_CLASSES) -> dict[str, EvalResult]:
+    """Score ``model`` on ``dataset`` at each resolution; ``{resolution: EvalResult}`` in the order given.
+
+    ``dataset`` yields dicts like ``CityscapesDataset`` (normalised ``image``, trainId ``label``, ``has_label``,
+    ``name``, ``city``). ``device`` defaults to the model's. ``save_dir`` receives one labelIds PNG per image
+    and resolution as ``save_dir/<resolution>/CITY/CITY_SEQ_FRAME_leftImg8bit.png``. The model may be in train
+    mode (the trainer's periodic validation): it runs in eval mode and its mode is restored.
+    """
+    resolutions = _check_resolutions(resolutions)
+    net = _unwrap(model)
+    device = torch.device(device) if device is not None else _model_device(net)
+    loader = DataLoader(_shard(dataset), batch_size=1, shuffle=False, num_workers=workers,
+                        worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda")
+    matrices = {r: ConfusionMatrix(num_classes, IGNORE_INDEX, device) for r in resolutions}
+    seconds = {r: 0.0 for r in resolutions}
+    images, labelled = 0, 0
+    was_training = net.training
+    net.eval()
+    try:
+        for batch in tqdm(loader, desc="eval", unit="img", disable=None if progress else True):
+            image = batch["image"].to(device, non_blocking=True)
+            label = batch["label"].to(device, non_blocking=True)
+            has_label = bool(batch["has_label"][0])
+            for resolution in resolutions:
+                start = time.perf_counter()
+                prediction = _predict(net, image, resolution, tta, sliding_window)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)  # kernels are asynchronous: wait before reading the clock
+                seconds[resolution] += time.perf_counter() - start
+                if has_label:
+                    matrices[resolution].update(label, prediction)
+                if save_dir is not None:
+                    expected = tuple(label.shape[-2:])  # the ground truth's size (== the image's)
+                    path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{PREDICTION_SUFFIX}"
+                    save_prediction(path, prediction[0].cpu().numpy(), expected)
+            images += 1
+            labelled += has_label
+    finally:
+        net.train(was_training)
+
+    images, labelled, seconds = _sum_over_ranks(images, labelled, seconds, device)
+    results = {}
+    for resolution in resolutions:
+        matrix = matrices[resolution]
+        matrix.reduce_from_all_processes()
+        has_scores = labelled > 0
+        results[resolution] = EvalResult(
+            resolution=resolution,
+            scores=matrix.compute() if has_scores else None,
+            confusion=matrix if has_scores else None,
+            ms_per_image=1000.0 * seconds[resolution] / max(images, 1),
+            images=images,
+        )
+    return results
+
+
+def _predict(model, image, resolution, tta, sliding_window) -> torch.Tensor:
+    if sliding_window is None:
+        scores = predict_scores(model, image, resolution, tta)
+    else:
+        scores = sliding_window_scores(model, image, sliding_window, resolution, tta)
+    return to_labels(scores)
+
+
+@torch.inference_mode()
+def sliding_window_scores(model: nn.Module, images: torch.Tensor, window: SlidingWindow, resolution: str = "full",
+                          tta: TTA = TTA()) -> torch.Tensor:
+    """Like ``predict_scores`` but the network sees overlapping tiles of ``window.size`` (for inputs that do not
+    fit in memory); overlapping scores are averaged. The image is first resized for ``resolution`` exactly as in
+    ``predict_scores``, tiled there, and the stitched scores are upsampled to the input size."""
+    size = tuple(images.shape[-2:])
+    scaled = resize_images(images, scaled_size(size, RESOLUTION_SCALES[resolution]))
+    height, width = scaled.shape[-2:]
+    total, count = None, torch.zeros((1, 1, height, width), device=images.device)
+    for top, left, bottom, right in _tiles((height, width), window):
+        scores = predict_scores(model, scaled[..., top:bottom, left:right], "full", tta)
+        if total is None:
+            total = scores.new_zeros((scores.shape[0], scores.shape[1], height, width))
+        total[..., top:bottom, left:right] += scores
+        count[..., top:bottom, left:right] += 1
+    return upsample_logits(total / count, size)
+
+
+def _tiles(size: tuple[int, int], window: SlidingWindow):
+    """(top, left, bottom, right) of tiles covering ``size``; the last tile of a row/column is flush with the edge."""
+
+    def starts(length, tile):
+        tile = min(tile, length)
+        stride = max(1, int(round(tile * (1 - window.overlap))))
+        positions = list(range(0, length - tile + 1, stride))
+        if positions[-1] + tile < length:
+            positions.append(length - tile)
+        return positions, tile
+
+    rows, tile_h = starts(size[0], window.size[0])
+    cols, tile_w = starts(size[1], window.size[1])
+    return [(y, x, y + tile_h, x + tile_w) for y in rows for x in cols]
+
+
+def _check_resolutions(resolutions) -> tuple[str, ...]:
+    if isinstance(resolutions, str):
+        resolutions = (resolutions,)
+    resolutions = tuple(dict.fromkeys(resolutions))
+    unknown = [r for r in resolutions if r not in RESOLUTION_SCALES]
+    if unknown or not resolutions:
+        raise UserError(f"resolution {', '.join(unknown) or '(none)'} is unknown; choose from {', '.join(RESOLUTIONS)}.")
+    return resolutions
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    # Ranks may see different numbers of images, so no collective may run inside forward: use DDP's inner module.
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        return model.module
+    return model
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    tensor = next(model.parameters(), None)
+    if tensor is None:
+        tensor = next(model.buffers(), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _distributed() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _shard(dataset):
+    """This rank's images: every world_size-th from its rank (no padding, unlike DistributedSampler, so no image
+    is counted twice)."""
+    if not _distributed():
+        return dataset
+    rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return Subset(dataset, range(rank, len(dataset), world))
+
+
+def _sum_over_ranks(images, labelled, seconds, device):
+    if not _distributed():
+        return images, labelled, seconds
+    keys = list(seconds)
+    values = torch.tensor([images, labelled] + [seconds[k] for k in keys], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(values)
+    values = values.tolist()
+    # Ranks run in parallel: the summed time over the summed images is still the per-image time of one device.
+    return int(values[0]), int(values[1]), dict(zip(keys, values[2:]))
+
+
+# ---- outputs -----------------------------------------------------------------------------------------------
+
+def save_prediction(path, train_ids: np.ndarray, expected_size: tuple[int, int]) -> None:
+    """Write a trainId map as a single-channel labelIds PNG (official evaluator / test server form)."""
+    if tuple(train_ids.shape) != tuple(expected_size):
+        raise UserError(f"prediction for {path} is {train_ids.shape[0]}x{train_ids.shape[1]} but its ground truth "
+                        f"is {expected_size[0]}x{expected_size[1]}; the model must return logits at the input size.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_label_ids(train_ids.astype(np.uint8)), mode="L").save(path)
+
+
+def format_table(results: dict[str, EvalResult], official: dict[str, float] | None = None,
+                 class_names=CLASS_NAMES) -> str:
+    """Per-class IoU (percent), one column per resolution, then the summary rows."""
+    columns = list(results)
+    width = max(len(n) for n in class_names) + 2
+
+    def row(name, values):
+        return f"{name:<{width}}" + "".join(f"{v:>10}" for v in values)
+
+    def pct(value):
+        return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+    lines = [row("class", columns), "-" * (width + 10 * len(columns))]
+    scored = {r: results[r].scores for r in columns}
+    if all(s is None for s in scored.values()):
+        lines.append("(no labels in this split: no scores)")
+    else:
+        for index, name in enumerate(class_names):
+            lines.append(row(name, [pct(s.iou[index]) if s else "-" for s in scored.values()]))
+        lines.append("-" * (width + 10 * len(columns)))
+        lines.append(row("mIoU", [pct(s.miou) if s else "-" for s in scored.values()]))
+        if official:
+            lines.append(row("mIoU (official)", [pct(official.get(r)) for r in columns]))
+        lines.append(row("category mIoU", [pct(s.category_miou) if s else "-" for s in scored.values()]))
+        lines.append(row("pixel acc", [pct(s.pixel_acc) if s else "-" for s in scored.values()]))
+    lines.append(row("ms/image", [f"{results[r].ms_per_image:.1f}" for r in columns]))
+    lines.append(row("images", [str(results[r].images) for r in columns]))
+    return "\n".join(lines)
+
+
+def save_confusion_png(result: EvalResult, path, class_names=CLASS_NAMES) -> None:
+    """Row-normalised confusion matrix (rows: ground truth, columns: prediction, last column: "other")."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed; safe in workers and on servers
+    import matplotlib.pyplot as plt
+
+    mat = result.confusion.mat.to("cpu", torch.float64)
+    totals = mat.sum(1, keepdim=True)
+    normalised = torch.where(totals > 0, mat / totals.clamp(min=1), torch.zeros_like(mat)).numpy()
+    columns = list(class_names) + ["other"]
+    figure, axes = plt.subplots(figsize=(10, 9))
+    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize=8)
+    axes.set_yticks(range(len(class_names)), class_names, fontsize=8)
+    axes.set_xlabel("prediction")
+    axes.set_ylabel("ground truth")
+    miou = result.scores.miou if result.scores else math.nan
+    axes.set_title(f"{result.resolution} resolution, mIoU {100 * miou:.2f} (rows sum to 1)")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    figure.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def results_to_json(results: dict[str, EvalResult], checkpoint, split: str,
+                    official: dict[str, float] | None = None) -> dict:
+    """The eval JSON of DESIGN.md; a resolution key only for resolutions evaluated."""
+    data = {"checkpoint": str(checkpoint), "split": split,
+            "images": next(iter(results.values())).images if results else 0}
+    for resolution, result in results.items():
+        data[resolution] = result.to_dict()
+        if official and resolution in official:
+            data[resolution]["official_miou"] = 100.0 * official[resolution]
+    return data
+
+
+def write_json_atomic(path, data: dict) -> None:
+    """Write JSON through a temp file and a rename, so a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+# ---- the official cross-check ------------------------------------------------------------------------------
+
+def official_evaluation(prediction_dir, data_root, split: str, export_file) -> dict:
+    """Run cityscapesscripts' ``evalPixelLevelSemanticLabeling`` on the labelIds PNGs under ``prediction_dir``.
+
+    Returns its result dict (``averageScoreClasses`` and ``classScores`` as fractions). Works around three traps
+    of cityscapesscripts 2.3.0 (PAPER.md): ``np.in1d`` is gone in numpy >= 2.4 (only instance scores and pixel
+    accuracy call it: both off), errors ``sys.exit`` (caught: UserError), and the export file defaults into the
+    dataset (set to ``export_file``).
+    """
+    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
+
+    args = copy.copy(official.args)  # the module's global defaults; never modify them
+    args.cityscapesPath = str(data_root)
+    args.groundTruthSearch = os.path.join(str(data_root), "gtFine", split, "*", f"*{LABEL_IDS_SUFFIX}")
+    args.predictionPath, args.predictionWalk = str(prediction_dir), None
+    args.exportFile = str(export_file)
+    args.evalInstLevelScore = False  # needs *_instanceIds.png and np.in1d
+    args.evalPixelAccuracy = False  # np.in1d again
+    args.JSONOutput = True
+    args.quiet, args.colorized, args.bold, args.nocol = True, False, "", ""
+
+    ground_truth = sorted(glob.glob(args.groundTruthSearch))
+    if not ground_truth:
+        raise UserError(f"the official evaluator needs *{LABEL_IDS_SUFFIX} files under "
+                        f"{Path(data_root) / 'gtFine' / split}; none found (it does not read labelTrainIds).")
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed):
+            predictions = [official.getPrediction(args, gt) for gt in ground_truth]
+            return official.evaluateImgLists(predictions, ground_truth, args)
+    except SystemExit:
+        # Its printError prints "ERROR: <message>" (then usage) and exits; keep the message.
+        lines = [line for line in printed.getvalue().splitlines() if line.startswith("ERROR")]
+        message = lines[-1][len("ERROR:"):].strip() if lines else "it exited without a message"
+        raise UserError(f"the official Cityscapes evaluator failed on {prediction_dir}: {message.rstrip('.')}.") \
+            from None
