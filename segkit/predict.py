@@ -1,0 +1,215 @@
+"""Predictor: an RGB photo in, a Cityscapes trainId label map out, on the fastest backend of this machine.
+
+    predictor = Predictor.from_checkpoint("runs/lraspp_large/best.pt")      # backend="auto"
+    labels = predictor.predict(image)                # (H, W) uint8 trainIds at the image's size
+    Image.fromarray(overlay(image, labels))
+
+Backends (the same computation as ``segkit.inference``: normalise, area-downsample at half resolution, network,
+bilinear upsample of the logits to the image size, per-pixel max):
+
+- ``"torch"``: the model with BatchNorm folded into the convolutions, channels_last, inference mode and
+  ``max(1).indices`` (several times faster than ``argmax`` on CPU). On a GPU, the GPU.
+- ``"onnxruntime"``: the model exported to ONNX per input size (segkit.export) with the upsample and the label
+  map inside the graph, run by ONNX Runtime with all graph optimisations and one intra-op thread per core.
+- ``"auto"``: ``"torch"`` on a GPU; on a CPU ``"onnxruntime"``, which was the fastest measured here
+  (``tools/benchmark.py configs/lraspp_large.py --backend all``; numbers in the module's README section of the
+  benchmark report), falling back to ``"torch"`` when onnxruntime is not installed.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from segkit.data.labels import colorize
+from segkit.data.transforms import image_to_tensor
+from segkit.errors import UserError
+from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The optimised PyTorch model
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that directly follows a convolution in an ``nn.Sequential`` into that convolution
+    (in place; eval mode). Our models build conv+BN pairs only that way (torchvision's Conv2dNormActivation and
+    the heads' conv_bn_relu), so a walk over Sequentials finds them all without tracing; the BN becomes Identity
+    so module indices (and the backbone's depthwise tap) stay as they were."""
+    model.eval()
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for index in range(len(module) - 1):
+            conv, norm = module[index], module[index + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                module[index] = fuse_conv_bn_eval(conv, norm)
+                module[index + 1] = nn.Identity()
+    return model
+
+
+def count_batchnorms(model: nn.Module) -> int:
+    return sum(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def optimize_for_inference(model: nn.Module, device: str | torch.device = "cpu") -> nn.Module:
+    """A copy of ``model`` for inference: eval mode, BatchNorm folded, channels_last (the layout oneDNN's
+    convolutions run natively, so no reorder per layer), no gradients. The original is left untouched."""
+    model = fold_batchnorm(copy.deepcopy(model).eval())
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.to(device=device, memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backends: normalised images (1, 3, H, W) + resolution -> labels (H, W) uint8
+
+
+class TorchBackend:
+    name = "torch"
+
+    def __init__(self, model: nn.Module, device: str | torch.device = "cpu", optimize: bool = True):
+        self.device = torch.device(device)
+        self.model = optimize_for_inference(model, self.device) if optimize else model.eval().to(self.device)
+        self.memory_format = torch.channels_last if optimize else torch.contiguous_format
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
+        images = images.to(self.device).contiguous(memory_format=self.memory_format)
+        return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
+
+
+class OnnxRuntimeBackend:
+    """One ONNX Runtime session per (network input size, output size), exported on first use: the LR-ASPP gate
+    kernel is fixed per size (segkit.export), and photos of one camera share one size."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: nn.Module, threads: int | None = None):
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            raise UserError("backend 'onnxruntime' needs the onnxruntime package; pip install onnxruntime, or use "
+                            "--backend torch.") from None
+        self.model = copy.deepcopy(model).float().eval()
+        self.threads = threads
+        self.sessions: dict = {}
+
+    def session(self, size: tuple[int, int], output_size: tuple[int, int]):
+        key = (size, output_size)
+        if key not in self.sessions:
+            from segkit.export import onnx_bytes, ort_session
+
+            self.sessions[key] = ort_session(onnx_bytes(self.model, size, labels=True, output_size=output_size),
+                                             self.threads)
+        return self.sessions[key]
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
+        size = tuple(images.shape[-2:])
+        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+        images = resize_images(images, network_size).contiguous()
+        labels = self.session(network_size, size).run(None, {"images": images.numpy()})[0]
+        return torch.from_numpy(labels[0])
+
+
+def default_backend() -> str:
+    """``"auto"`` resolved: torch on a GPU, else onnxruntime if installed (the fastest measured CPU path)."""
+    if torch.cuda.is_available():
+        return "torch"
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return "torch"
+    return "onnxruntime"
+
+
+def make_backend(model: nn.Module, backend: str = "auto", device=None, threads: int | None = None):
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    if threads is not None:
+        if threads < 1:
+            raise UserError(f"--threads must be at least 1, got {threads}.")
+        torch.set_num_threads(threads)
+    if backend == "auto":
+        backend = "torch" if device not in (None, "cpu") else default_backend()
+    if backend == "onnxruntime":
+        if device not in (None, "cpu"):
+            raise UserError(f"backend 'onnxruntime' runs on the CPU here; drop --device {device} or use torch.")
+        return OnnxRuntimeBackend(model, threads)
+    return TorchBackend(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The Predictor
+
+
+@dataclass
+class Timing:
+    """Milliseconds of the last ``predict``: preprocessing (normalise) and the backend (network to labels)."""
+
+    preprocess_ms: float = 0.0
+    network_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.network_ms
+
+
+@dataclass
+class Predictor:
+    """RGB uint8 image -> trainId label map with one backend; build it with ``from_checkpoint``."""
+
+    backend: object
+    normalize: str = "tf"
+    num_classes: int = 19
+    checkpoint: Path | None = None
+    last_timing: Timing = field(default_factory=Timing)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, normalize: str = "tf", backend: str = "auto", device=None,
+                   threads: int | None = None, checkpoint: Path | None = None) -> "Predictor":
+        return cls(make_backend(model, backend, device, threads), normalize, model.num_classes, checkpoint)
+
+    @classmethod
+    def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None) -> "Predictor":
+        from segkit.engine.checkpoint import load_model
+
+        model, config, _ = load_model(path)
+        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path))
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    def predict(self, image: np.ndarray, resolution: str = "full") -> np.ndarray:
+        """trainIds (H, W) uint8 of an RGB uint8 image (H, W, 3), the network run at ``resolution``."""
+        if resolution not in RESOLUTION_SCALES:
+            raise UserError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTION_SCALES)}.")
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
+        start = time.perf_counter()
+        images = image_to_tensor(image, self.normalize)[None]
+        middle = time.perf_counter()
+        labels = self.backend(images, resolution).numpy()
+        self.last_timing = Timing(1000 * (middle - start), 1000 * (time.perf_counter() - middle))
+        return labels
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The photo with its colour mask blended in (``alpha`` of the mask), RGB uint8."""
+    mask = colorize(labels).astype(np.float32)
+    return (alpha * mask + (1 - alpha) * image.astype(np.float32) + 0.5).astype(np.uint8)
+
+
+__all__ = ["Predictor", "Timing", "BACKENDS", "colorize", "overlay", "fold_batchnorm", "optimize_for_inference",
+           "make_backend", "default_backend", "TorchBackend", "OnnxRuntimeBackend"]

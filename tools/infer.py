@@ -1,0 +1,193 @@
+#!/usr/bin/env python
+"""Segment photos: for each image write a colour mask, an overlay on the photo and a labelIds PNG.
+
+    python tools/infer.py photo.png                       # newest runs/*/best.pt, outputs next to it
+    python tools/infer.py data/synthetic/leftImg8bit/val --checkpoint runs/demo/best.pt --out out/
+    python tools/infer.py "shots/*.jpg" --resolution half --backend torch --threads 2
+
+Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
+patterns. For an input NAME.ext the outputs are NAME_color.png (trainId colours), NAME_overlay.png (the mask
+blended on the photo) and NAME_labelIds.png (single-channel Cityscapes labelIds, what the official tools read)
+in --out, by default the folder `infer/` beside the checkpoint (runs/<name>/infer/).
+
+A file that is missing, not an image or unreadable gets one line on stderr; the others still run, and the exit
+status is 1 if any failed (2 for a usage error such as no checkpoint).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import os
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from segkit.cli import main_guard  # noqa: E402
+from segkit.data.cityscapes import read_image  # noqa: E402
+from segkit.data.labels import colorize, to_label_ids  # noqa: E402
+from segkit.engine.checkpoint import find_latest_checkpoint  # noqa: E402
+from segkit.errors import UserError  # noqa: E402
+from segkit.predict import BACKENDS, Predictor, overlay  # noqa: E402
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR_OR_GLOB", help="images, folders or glob patterns")
+    parser.add_argument("--checkpoint", help="model checkpoint (default: the newest runs/*/best.pt)")
+    parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
+    parser.add_argument("--resolution", choices=("full", "half"), default="full",
+                        help="run the network on the full image or on it downsampled by 2 (default: full)")
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto = the fastest measured on this machine (default: auto)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    return parser.parse_args(argv)
+
+
+def resolve_checkpoint(value: str | None) -> Path:
+    if value:
+        return Path(value)
+    latest = find_latest_checkpoint("runs", "best.pt")
+    if latest is None:
+        raise UserError(f"no checkpoint given and none found as runs/*/best.pt in {Path.cwd()}; {TRAIN_HINT}.")
+    print(f"using the newest checkpoint {latest} (pass --checkpoint to choose another)")
+    return latest
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Image paths in the order given (folders sorted), and one error line per input that names nothing."""
+    paths, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                errors.append(f"{item}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            paths += found
+        elif path.exists() or not glob.has_magic(item):
+            paths.append(path)  # a missing plain path is reported when it is read
+        else:
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                errors.append(f"{item}: no file matches this pattern")
+            paths += found
+    return paths, errors
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence C libraries (libpng prints "libpng error: Read Error" for a truncated PNG) while decoding, so that
+    each failing file gets exactly our one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_photo(path: Path) -> np.ndarray:
+    if not path.exists():
+        raise UserError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an image")
+    with quiet_native_stderr():
+        try:
+            return read_image(path)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """Output stems: the input's stem, made unique with a counter when two inputs share one."""
+    names, seen = [], {}
+    for path in paths:
+        stem = path.stem
+        count = seen.get(stem, 0)
+        seen[stem] = count + 1
+        names.append(stem if count == 0 else f"{stem}_{count}")
+    return names
+
+
+def write_png(path: Path, image: np.ndarray) -> None:
+    """Encode first, then write a temp file and rename it: no half-written outputs."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise UserError(f"cannot encode {path.name} as PNG")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.tobytes())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:
+    outputs = {f"{name}_color.png": colorize(labels), f"{name}_overlay.png": overlay(image, labels),
+               f"{name}_labelIds.png": to_label_ids(labels)}
+    for filename, array in outputs.items():
+        write_png(out_dir / filename, array)
+
+
+@main_guard
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    paths, failures = expand_inputs(args.inputs)
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads)
+    out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"cannot create output folder {out_dir} ({e.strerror}); choose another --out.") from None
+    print(f"backend {predictor.backend_name}, resolution {args.resolution}, writing to {out_dir}")
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+
+    latencies = []
+    bar = tqdm(list(zip(paths, output_names(paths))), unit="image", disable=len(paths) < 2, file=sys.stderr)
+    for path, name in bar:
+        try:
+            image = load_photo(path)
+        except UserError as e:
+            failures.append(str(e))
+            tqdm.write(f"error: {e}", file=sys.stderr)
+            continue
+        labels = predictor.predict(image, resolution=args.resolution)
+        timing = predictor.last_timing
+        latencies.append(timing.total_ms)
+        save_outputs(out_dir, name, image, labels)
+        tqdm.write(f"{path}: {image.shape[1]}x{image.shape[0]} in {timing.total_ms:.0f} ms "
+                   f"(network {timing.network_ms:.0f} ms) -> {out_dir / name}_{{color,overlay,labelIds}}.png")
+    bar.close()
+
+    summary = f"{len(latencies)} of {len(latencies) + len(failures)} inputs segmented"
+    if latencies:
+        summary += f", median {statistics.median(latencies):.0f} ms per image"
+        if len(latencies) > 1:
+            summary += " (the first includes warm-up and, for onnxruntime, the export for its size)"
+    print(summary)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
