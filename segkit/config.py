@@ -83,9 +83,16 @@ class TrainConfig:
     lovasz_weight: float = 0.0  # smp LovaszLoss added with this weight
     dice_weight: float = 0.0  # smp DiceLoss added with this weight
     checkpoint_every: int = 1000
-    eval_every: int = 5000
+    eval_every: int = 5000  # 0: validate only at the end
+    eval_resolutions: tuple[str, ...] = ("half",)  # periodic validation (the final eval.py does both)
     log_every: int = 20
     seed: int = 0
+    # Devices. AMP (bf16 where supported, else fp16 with a grad scaler) and channels_last apply on CUDA only.
+    amp: bool = True
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model (opt-in: long start-up)
+    sync_bn: bool = True  # SyncBatchNorm under multi-GPU DDP (CUDA only)
+    bn_eval: bool = False  # keep BatchNorm in eval mode (frozen statistics), e.g. for tiny per-device batches
 
 
 @dataclass

@@ -15,7 +15,21 @@ class Segmentor(nn.Module):
         self.backbone = backbone
         self.head = head
         self.num_classes = num_classes
+        init_weights(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.head(self.backbone(images))
         return resize(logits, images.shape[-2:])
+
+
+def init_weights(model: nn.Module) -> None:
+    """He initialisation (fan-out) for convolutions, unit BatchNorm, as torchvision's MobileNets: PyTorch's
+    default conv init shrinks the signal layer after layer, which matters when training from scratch."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, (nn.BatchNorm2d, nn.GroupNorm)):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)

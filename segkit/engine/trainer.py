@@ -1,0 +1,332 @@
+"""The training loop: single process or torchrun DDP, CPU or CUDA, resumable to the bit.
+
+Reproducibility rests on two choices. The data stream is a pure function of (seed, position): ``TrainStream``
+yields each sample's index *and* its augmentation seed, derived from its global position in the stream, so a
+resumed run (or a run split over N processes with the same global batch) sees exactly the same crops; and the
+checkpoint stores everything else that changes (weights, optimizer, scheduler, scaler, RNG, iteration).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from segkit.config import Config
+from segkit.data.cityscapes import build_dataset, worker_init_fn
+from segkit.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
+from segkit.engine.schedule import build_poly_scheduler, param_groups
+from segkit.errors import UserError
+from segkit.losses import build_loss
+from segkit.models import build_model
+
+
+# ----------------------------------------------------------------------------------------------- processes
+@dataclass
+class Runtime:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_runtime(device: str | None = None) -> Runtime:
+    """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group: nccl on GPUs,
+    gloo on CPUs. Without torchrun: one process on ``device`` (default: CUDA when available)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    if use_cuda and not torch.cuda.is_available():
+        raise UserError(f"--device {device} asked for CUDA, but torch sees no GPU here; use --device cpu.")
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device("cpu")
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Runtime(rank, world_size, local_rank, dev)
+
+
+# ------------------------------------------------------------------------------------------------------ data
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """The augmentation seed of the sample at ``position`` of ``epoch``: independent of processes and workers."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
+
+
+class TrainStream(Sampler):
+    """An endless, resumable stream of ``(index, augmentation_seed)`` for one rank.
+
+    Epoch ``e`` is a permutation drawn from ``seed + e``; rank ``r`` of ``R`` takes positions ``r, r+R, ...``,
+    so that batch ``t`` of all ranks together is the same set of samples, with the same seeds, as batch ``t`` of
+    one process with an R-times larger batch. ``start`` skips the first samples of this rank (resume).
+    """
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, start: int = 0):
+        self.size, self.seed, self.rank, self.world_size, self.start = size, seed, rank, world_size, start
+        self.per_rank = math.ceil(size / world_size)
+
+    def __iter__(self):
+        epoch, offset = divmod(self.start, self.per_rank)
+        while True:
+            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            order += order[: self.per_rank * self.world_size - self.size]  # pad like DistributedSampler
+            for k in range(offset, self.per_rank):
+                position = k * self.world_size + self.rank
+                yield order[position], sample_seed(self.seed, epoch, position)
+            epoch, offset = epoch + 1, 0
+
+
+class SeededAugmentation(Dataset):
+    """Wraps a dataset so that item ``(index, seed)`` is augmented with that seed (each worker has its copy)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item):
+        index, seed = item
+        self.dataset.transform.set_random_seed(seed)
+        sample = self.dataset[index]
+        return sample["image"], sample["label"]
+
+
+# ---------------------------------------------------------------------------------------------------- model
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """bf16 where the GPU supports it, else fp16 (with a grad scaler); None = full precision (and on CPU)."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def set_bn_eval(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+# -------------------------------------------------------------------------------------------------- logging
+class RunLog:
+    """``log.jsonl`` (one JSON object per line), TensorBoard when installed; rank 0 only."""
+
+    def __init__(self, work_dir: Path, enabled: bool):
+        self.enabled = enabled
+        self.path = work_dir / "log.jsonl"
+        self.tensorboard = None
+        if enabled:
+            with contextlib.suppress(ImportError):  # optional dependency
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tensorboard = SummaryWriter(str(work_dir / "tensorboard"))
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.tensorboard is not None:
+            for key, value in record.items():
+                if key != "iteration" and isinstance(value, (int, float)):
+                    self.tensorboard.add_scalar(key, value, record["iteration"])
+
+    def close(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_curves(log_path: Path, out_path: Path) -> None:
+    """Loss, learning rate and validation mIoU against iterations, as one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_log(log_path)
+    steps = [r for r in records if "loss" in r]
+    evals = [r for r in records if "val_miou" in r]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    axes[0].plot([r["iteration"] for r in steps], [r["loss"] for r in steps])
+    axes[0].set(title="training loss", xlabel="iteration", yscale="log")
+    axes[1].plot([r["iteration"] for r in steps], [r["lr"] for r in steps])
+    axes[1].set(title="learning rate", xlabel="iteration")
+    axes[2].plot([r["iteration"] for r in evals], [r["val_miou"] for r in evals], marker="o")
+    axes[2].set(title="validation mIoU (%)", xlabel="iteration", ylim=(0, 100))
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------------------------------- train
+def train(config: Config, work_dir: str | Path, data_root: str | None = None, resume: bool = False,
+          device: str | None = None, progress: bool = True) -> dict:
+    """Train ``config`` into ``work_dir`` (``last.pt``, ``best.pt``, ``log.jsonl``, ``config.json``,
+    ``curves.png``); returns a summary dict (iterations, best_miou, paths). Works under torchrun."""
+    rt = setup_runtime(device)
+    cfg, work_dir = config.train, Path(work_dir)
+    last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
+    if rt.is_main:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+
+    # Data first: a missing data set should fail before any model work.
+    train_set = build_dataset(config.data, "train", data_root)
+    val_set = build_dataset(config.data, "val", data_root, train=False) if cfg.eval_every >= 0 else None
+    if len(train_set) < rt.world_size:
+        raise UserError(f"the train split of {train_set.root} has {len(train_set)} images, fewer than the "
+                        f"{rt.world_size} processes.")
+
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(config.model).to(rt.device)
+    if rt.distributed and rt.device.type == "cuda" and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    memory_format = torch.channels_last if (cfg.channels_last and rt.device.type == "cuda") else torch.contiguous_format
+    model = model.to(memory_format=memory_format)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    scheduler = build_poly_scheduler(optimizer, cfg.iterations, cfg.poly_power, cfg.warmup_iterations,
+                                     cfg.warmup_ratio, cfg.min_lr_ratio)
+    dtype = amp_dtype(rt.device, cfg.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    criterion = build_loss(cfg.loss, class_weights=cfg.class_weights, ohem_thresh=cfg.ohem_thresh,
+                           ohem_min_kept=cfg.ohem_min_kept, lovasz_weight=cfg.lovasz_weight,
+                           dice_weight=cfg.dice_weight).to(rt.device)
+
+    start, best_miou = 0, -1.0
+    if resume:
+        if not last_path.is_file():
+            raise UserError(f"--resume found no {last_path}; start without --resume or pass the run's --work-dir.")
+        state = load_checkpoint(last_path, map_location=rt.device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        restore_rng_state(state["rng"])
+        start, best_miou = int(state["iteration"]), float(state.get("best_miou", -1.0))
+        if start >= cfg.iterations:
+            raise UserError(f"{last_path} already finished {start} of train.iterations={cfg.iterations}; "
+                            f"raise train.iterations to continue.")
+
+    net = model
+    if cfg.compile:
+        net = torch.compile(net)
+    if rt.distributed:
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[rt.local_rank] if rt.device.type == "cuda" else None)
+
+    stream = TrainStream(len(train_set), cfg.seed, rt.rank, rt.world_size, start=start * cfg.batch_size)
+    loader = DataLoader(SeededAugmentation(train_set), batch_size=cfg.batch_size, sampler=stream,
+                        num_workers=config.data.workers, worker_init_fn=worker_init_fn,
+                        pin_memory=rt.device.type == "cuda", drop_last=True,
+                        persistent_workers=config.data.workers > 0,
+                        # The loader's own generator: it must not draw from the global RNG a resume restores.
+                        generator=torch.Generator().manual_seed(cfg.seed))
+    batches = iter(loader)
+    log = RunLog(work_dir, rt.is_main)
+
+    def checkpoint_state(iteration: int) -> dict:
+        return {"model": model.state_dict(), "config": config.to_dict(), "iteration": iteration,
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(), "rng": capture_rng_state(), "best_miou": best_miou,
+                "sampler": {"samples_per_rank": iteration * cfg.batch_size, "seed": cfg.seed}}
+
+    bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and rt.is_main), dynamic_ncols=True)
+    window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+    net.train()
+    if cfg.bn_eval:
+        set_bn_eval(model)
+    for iteration in range(start, cfg.iterations):
+        images, labels = next(batches)
+        images = images.to(rt.device, non_blocking=True).contiguous(memory_format=memory_format)
+        labels = labels.to(rt.device, non_blocking=True)
+        with torch.autocast(rt.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = net(images)
+        loss = criterion(logits.float(), labels)
+        # The loss is a mean over this rank's valid pixels, and DDP averages gradients over ranks: weight each
+        # rank by its share of the valid pixels so the update is the mean over the *global* batch.
+        check = torch.stack([loss.detach(), (labels != 255).sum().float()])
+        if rt.distributed:
+            counts = check.clone()
+            dist.all_reduce(counts)
+            loss = loss * (rt.world_size * check[1] / counts[1].clamp_min(1))
+            check[0] = counts[0]
+        if not torch.isfinite(check[0]):
+            raise UserError(f"the loss became {check[0].item()} at iteration {iteration + 1}; training stopped "
+                            f"and {last_path} keeps the last good state (lower train.lr or check the data).")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+
+        done = iteration + 1
+        window_loss += check[0].item() / rt.world_size if rt.distributed else check[0].item()
+        window_steps += 1
+        bar.update(1)
+        if done % cfg.log_every == 0 or done == cfg.iterations:
+            elapsed = time.perf_counter() - window_start
+            record = {"iteration": done, "loss": window_loss / window_steps, "lr": optimizer.param_groups[0]["lr"],
+                      "it_per_s": window_steps / max(elapsed, 1e-9)}
+            log.write(record)
+            bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
+            window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
+        if cfg.eval_every and done % cfg.eval_every == 0 or done == cfg.iterations:
+            if val_set is not None and len(val_set):
+                miou = validate(model, val_set, cfg.eval_resolutions, rt)
+                net.train()
+                if cfg.bn_eval:
+                    set_bn_eval(model)
+                log.write({"iteration": done, "val_miou": miou, "resolutions": list(cfg.eval_resolutions)})
+                bar.write(f"iteration {done}: val mIoU {miou:.2f} % ({'/'.join(cfg.eval_resolutions)} resolution)")
+                if miou > best_miou:
+                    best_miou = miou
+                    if rt.is_main:
+                        save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
+                                                    "iteration": done, "best_miou": best_miou})
+        if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            if rt.is_main:
+                save_checkpoint(last_path, checkpoint_state(done))
+    bar.close()
+    log.close()
+    if rt.is_main and not best_path.exists():  # no validation data: the final weights are the best we have
+        save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
+                                    "iteration": cfg.iterations, "best_miou": best_miou})
+    if rt.is_main:
+        plot_curves(log.path, work_dir / "curves.png")
+    if rt.distributed:
+        dist.barrier()
+    return {"iterations": cfg.iterations, "best_miou": best_miou, "work_dir": str(work_dir),
+            "last": str(last_path), "best": str(best_path)}
+
+
+def validate(model: nn.Module, dataset, resolutions, rt: Runtime) -> float:
+    """Mean IoU (%) over ``resolutions`` on ``dataset``; every rank takes part (the evaluator shards)."""
+    from segkit.engine.evaluator import evaluate
+
+    results = evaluate(model, dataset, resolutions=tuple(resolutions), device=rt.device, progress=False)
+    return float(np.mean([100 * results[r].scores.miou for r in resolutions]))
