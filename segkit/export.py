@@ -19,7 +19,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -86,9 +85,11 @@ class Parity:
 
     max_abs_diff: float
     label_agreement: float
+    max_abs_logit: float  # the scale the difference is relative to
 
     def __str__(self) -> str:
-        return f"max |logit diff| {self.max_abs_diff:.2e}, labels agree on {self.label_agreement:.3f}% of pixels"
+        return (f"max |logit diff| {self.max_abs_diff:.2e} (logits up to {self.max_abs_logit:.2g}), labels agree on "
+                f"{self.label_agreement:.3f}% of pixels")
 
 
 @torch.inference_mode()
@@ -103,7 +104,8 @@ def check_parity(model: nn.Module, size: tuple[int, int], logits_session, labels
     session_labels = logits.max(dim=1).indices if labels_session is None else torch.from_numpy(
         labels_session.run(None, {"images": images.numpy()})[0]).long()
     agreement = 100.0 * (session_labels == expected_labels).double().mean().item()
-    return Parity(max_abs_diff=(logits - expected).abs().max().item(), label_agreement=agreement)
+    return Parity(max_abs_diff=(logits - expected).abs().max().item(), label_agreement=agreement,
+                  max_abs_logit=expected.abs().max().item())
 
 
 def export_onnx(model: nn.Module, path, size: tuple[int, int], labels: bool = False,
@@ -138,6 +140,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         raise
 
-
-def label_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    return 100.0 * float(np.mean(np.asarray(a) == np.asarray(b)))
