@@ -43,6 +43,9 @@ class ModelConfig:
     pool_stride: tuple[int, int] = (4, 5)
     global_pool: bool = False  # torchvision-style gate (global average pooling) instead
     dropout: float = 0.1  # R-ASPP only (TF keep_prob 0.9)
+    # BatchNorm running-average momentum for every layer; None keeps torchvision's (0.01 in MobileNetV3, made for
+    # long runs: on a few hundred iterations the running statistics would still lag far behind).
+    bn_momentum: float | None = None
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -69,8 +72,9 @@ class DataConfig:
 class TrainConfig:
     iterations: int = 90_000
     batch_size: int = 8  # per device
+    optimizer: str = "sgd"  # "sgd" (the paper's recipe) or "adamw" (faster from scratch on tiny budgets)
     lr: float = 0.01
-    momentum: float = 0.9
+    momentum: float = 0.9  # SGD only
     weight_decay: float = 4e-5
     poly_power: float = 0.9
     warmup_iterations: int = 0

@@ -54,3 +54,11 @@ def test_backbone_returns_low_and_high():
         features = model.backbone(torch.randn(1, 3, 64, 128))
     assert set(features) == {"low", "high"}
     assert features["low"].shape == (1, 88, 8, 16) and features["high"].shape == (1, 288, 4, 8)
+
+
+def test_bn_momentum_applies_to_every_batchnorm():
+    model = build_model(ModelConfig(bn_momentum=0.1))
+    momenta = {m.momentum for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert momenta == {0.1}
+    default = build_model(ModelConfig())
+    assert default.backbone.features[1].block[0][1].momentum == 0.01  # torchvision's MobileNetV3 value

@@ -168,3 +168,17 @@ def test_work_dir_contents_and_log(tmp_path, data_root):
     assert load_checkpoint(run / "best.pt")["best_miou"] == pytest.approx(max(r["val_miou"] for r in evals))
     # The learning rate followed the poly schedule to zero.
     assert [r["lr"] for r in records if "loss" in r][-1] == 0.0
+
+
+def test_optimizer_choice_and_no_decay_groups():
+    from segkit.engine.trainer import build_optimizer
+
+    model = build_model(ModelConfig(backbone="mobilenet_v3_small"))
+    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=4e-5))
+    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4))
+    assert isinstance(sgd, torch.optim.SGD) and isinstance(adamw, torch.optim.AdamW)
+    decayed, undecayed = adamw.param_groups
+    assert decayed["weight_decay"] == 1e-4 and undecayed["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in undecayed["params"])
+    with pytest.raises(UserError, match="train.optimizer='adam' is unknown"):
+        build_optimizer(model, TrainConfig(optimizer="adam"))

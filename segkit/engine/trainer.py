@@ -119,6 +119,16 @@ def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
+    """SGD with momentum (the recipe) or AdamW; no weight decay on BatchNorm parameters and biases."""
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    raise UserError(f"train.optimizer={cfg.optimizer!r} is unknown; choose sgd or adamw.")
+
+
 def set_bn_eval(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -195,6 +205,8 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
     if rt.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        if not resume:  # a new run starts a new log (a resumed one appends)
+            (work_dir / "log.jsonl").unlink(missing_ok=True)
 
     # Data first: a missing data set should fail before any model work.
     train_set = build_dataset(config.data, "train", data_root)
@@ -209,7 +221,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     memory_format = torch.channels_last if (cfg.channels_last and rt.device.type == "cuda") else torch.contiguous_format
     model = model.to(memory_format=memory_format)
-    optimizer = torch.optim.SGD(param_groups(model, cfg.weight_decay), lr=cfg.lr, momentum=cfg.momentum)
+    optimizer = build_optimizer(model, cfg)
     scheduler = build_poly_scheduler(optimizer, cfg.iterations, cfg.poly_power, cfg.warmup_iterations,
                                      cfg.warmup_ratio, cfg.min_lr_ratio)
     dtype = amp_dtype(rt.device, cfg.amp)
@@ -229,6 +241,9 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         scaler.load_state_dict(state["scaler"])
         restore_rng_state(state["rng"])
         start, best_miou = int(state["iteration"]), float(state.get("best_miou", -1.0))
+        if rt.is_main:  # drop log lines written after the checkpoint: they are about to be redone
+            kept = [r for r in read_log(work_dir / "log.jsonl") if r["iteration"] <= start]
+            (work_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
         if start >= cfg.iterations:
             raise UserError(f"{last_path} already finished {start} of train.iterations={cfg.iterations}; "
                             f"raise train.iterations to continue.")

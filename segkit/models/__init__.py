@@ -1,6 +1,8 @@
 """Model zoo: ``build_model(model_config)`` turns a ``ModelConfig`` into a ``Segmentor``."""
 from __future__ import annotations
 
+from torch import nn
+
 from segkit.config import ModelConfig
 from segkit.models.blocks import Backbone
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
@@ -33,6 +35,10 @@ def build_model(config: ModelConfig) -> Segmentor:
         skip = False if config.skip is None else config.skip
         head = RASPP(**channels, pool_kernel=None, skip=skip, dropout=config.dropout)
     model = Segmentor(backbone, head, config.num_classes)
+    if config.bn_momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.momentum = config.bn_momentum
     if config.pretrained:
         from segkit.models.pretrained import load_imagenet
 
