@@ -72,7 +72,8 @@ class EvalResult:
     resolution: str
     scores: Scores | None
     confusion: ConfusionMatrix | None
-    ms_per_image: float  # model time: resize, forward(s), upsample, label map (not decoding or saving)
+    ms_per_image: float  # model time: resize, forward(s), upsample, label map (not decoding or saving);
+    # the first image of a (rank's) pass is left out as warm-up when there are more
     images: int
 
     def to_dict(self, class_names=CLASS_NAMES) -> dict:
@@ -102,10 +103,11 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
     matrices = {r: ConfusionMatrix(num_classes, IGNORE_INDEX, device) for r in resolutions}
     seconds = {r: 0.0 for r in resolutions}
     images, labelled = 0, 0
+    show = progress and (not _distributed() or torch.distributed.get_rank() == 0)  # one bar, not one per rank
     was_training = net.training
     net.eval()
     try:
-        for batch in tqdm(loader, desc="eval", unit="img", disable=None if progress else True):
+        for batch in tqdm(loader, desc="eval", unit="img", disable=None if show else True):
             image = batch["image"].to(device, non_blocking=True)
             label = batch["label"].to(device, non_blocking=True)
             has_label = bool(batch["has_label"][0])
@@ -114,7 +116,8 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
                 prediction = _predict(net, image, resolution, tta, sliding_window)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # kernels are asynchronous: wait before reading the clock
-                seconds[resolution] += time.perf_counter() - start
+                if images > 0 or len(loader) == 1:  # the first image pays for warm-up (allocations, autotuning)
+                    seconds[resolution] += time.perf_counter() - start
                 if has_label:
                     matrices[resolution].update(label, prediction)
                 if save_dir is not None:
@@ -126,7 +129,8 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
     finally:
         net.train(was_training)
 
-    images, labelled, seconds = _sum_over_ranks(images, labelled, seconds, device)
+    timed = images - 1 if images > 1 else images
+    images, labelled, timed, seconds = _sum_over_ranks(images, labelled, timed, seconds, device)
     results = {}
     for resolution in resolutions:
         matrix = matrices[resolution]
@@ -136,7 +140,7 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
             resolution=resolution,
             scores=matrix.compute() if has_scores else None,
             confusion=matrix if has_scores else None,
-            ms_per_image=1000.0 * seconds[resolution] / max(images, 1),
+            ms_per_image=1000.0 * seconds[resolution] / max(timed, 1),
             images=images,
         )
     return results
@@ -222,15 +226,15 @@ def _shard(dataset):
     return Subset(dataset, range(rank, len(dataset), world))
 
 
-def _sum_over_ranks(images, labelled, seconds, device):
+def _sum_over_ranks(images, labelled, timed, seconds, device):
     if not _distributed():
-        return images, labelled, seconds
+        return images, labelled, timed, seconds
     keys = list(seconds)
-    values = torch.tensor([images, labelled] + [seconds[k] for k in keys], dtype=torch.float64, device=device)
+    values = torch.tensor([images, labelled, timed] + [seconds[k] for k in keys], dtype=torch.float64, device=device)
     torch.distributed.all_reduce(values)
     values = values.tolist()
     # Ranks run in parallel: the summed time over the summed images is still the per-image time of one device.
-    return int(values[0]), int(values[1]), dict(zip(keys, values[2:]))
+    return int(values[0]), int(values[1]), int(values[2]), dict(zip(keys, values[3:]))
 
 
 # ---- outputs -----------------------------------------------------------------------------------------------
