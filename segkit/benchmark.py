@@ -5,6 +5,7 @@ import statistics
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -96,3 +97,163 @@ def table7_report(config_dir: Path, repeats: int = 3, latency: bool = True) -> t
                      " machine; Pixel3: one large core of a Pixel 3 (the paper). Different hardware: compare ratios"
                      " between rows, not absolute times.")
     return records, "\n".join(lines + [""] + notes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Backend comparison (``tools/benchmark.py CONFIG --backend all``): end to end, photo -> full-size label map.
+
+BACKENDS = ("torch-eager", "torch", "onnxruntime", "torchvision")
+IMAGE_SIZE = RESOLUTIONS["full"]  # every run starts from a 1024x2048 photo and ends in its 1024x2048 label map
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 n x n matrix product (torch.mm, MKL) at the current thread count: this machine's
+    practical compute peak, measured beside the models so both see the same load."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    timings = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        timings.append(time.perf_counter() - start)
+    return 2 * n**3 / statistics.median(timings) / 1e9
+
+
+class TorchvisionLRASPP(nn.Module):
+    """torchvision's LR-ASPP MobileNetV3-Large (random weights, 19 classes, dilated, ``reduced_tail=True``),
+    returning its logits tensor so that it runs through the same ``segkit.inference`` code as ours."""
+
+    def __init__(self, num_classes: int = 19):
+        super().__init__()
+        from torchvision.models import mobilenet_v3_large
+        from torchvision.models.segmentation.lraspp import _lraspp_mobilenetv3
+
+        backbone = mobilenet_v3_large(weights=None, dilated=True, reduced_tail=True)
+        self.model = _lraspp_mobilenetv3(backbone, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(images)["out"]
+
+
+def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = None) -> dict:
+    """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
+    ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code."""
+    from segkit.predict import OnnxRuntimeBackend, Predictor, TorchBackend
+
+    model = build_model(config.model).eval()
+    normalize = config.data.normalize
+    factories = {
+        "torch-eager": lambda: Predictor(TorchBackend(model, optimize=False), normalize),
+        "torch": lambda: Predictor(TorchBackend(model), normalize),
+        "onnxruntime": lambda: Predictor(OnnxRuntimeBackend(model, threads), normalize),
+        "torchvision": lambda: Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes), optimize=False),
+                                         "imagenet"),
+    }
+    return {name: factories[name]() for name in backends}
+
+
+def compare_backends(config: Config, resolutions=("full", "half"), repeats: int = 5,
+                     backends=BACKENDS) -> dict:
+    """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
+
+    One run, interleaved: each repeat times every backend once, so that load from other processes on a shared
+    machine falls on all of them alike. "half" is the network at 512x1024 with its logits upsampled to the
+    photo's 1024x2048 (as in evaluation); "full" runs at 1024x2048. Each timing covers normalisation, network,
+    upsampling and the label map. The bound is 2 * MAdds / sgemm GFLOP/s: the time of the network's
+    multiply-adds at this machine's matrix-product speed (upsampling and label map not included)."""
+    from segkit.predict import default_backend
+
+    record = benchmark_config(config, resolutions=resolutions, latency=False)
+    predictors = backend_predictors(config, backends)
+    image = np.random.default_rng(0).integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
+    timings = {name: {res: [] for res in resolutions} for name in predictors}
+    for resolution in resolutions:
+        for predictor in predictors.values():  # warm-up (and, for onnxruntime, the export for this size)
+            predictor.predict(image, resolution)
+        for _ in range(repeats):
+            for name, predictor in predictors.items():
+                start = time.perf_counter()
+                predictor.predict(image, resolution)
+                timings[name][resolution].append(1000 * (time.perf_counter() - start))
+    gflops = sgemm_gflops()
+    label_step = label_map_timings(repeats)
+    medians = {name: {res: round(statistics.median(t), 2) for res, t in per.items()} for name, per in timings.items()}
+    default = default_backend()
+    bound = {res: round(1000 * 2 * record["madds"][res] / (gflops * 1e9), 2) for res in resolutions}
+    record.update({
+        "backend": default,
+        "latency_ms": medians.get(default, {}),
+        "backends_ms": medians,
+        "sgemm_gflops": round(gflops, 1),
+        "bound_ms": bound,
+        "label_map_ms": {res: label_step[res] for res in resolutions},
+    })
+    if "torchvision" in medians and default in medians:
+        record["speedup_vs_torchvision"] = {res: round(medians["torchvision"][res] / medians[default][res], 2)
+                                            for res in resolutions}
+    if default in medians:
+        record["ratio_to_bound"] = {res: round(medians[default][res] / bound[res], 2) for res in resolutions}
+    return record
+
+
+def backends_report(record: dict, repeats: int) -> str:
+    """The comparison as a text table: median ms per backend, x torchvision, x bound."""
+    resolutions = list(record["bound_ms"])
+    label = {"full": "1024x2048", "half": "512x1024"}
+    header = f"{'backend':<14}" + "".join(f"{label[r]:>12} {'vs tv':>6} {'/bound':>7}" for r in resolutions)
+    lines = [f"{record['config']}: {record['params'] / 1e6:.3f}M params, MAdds "
+             + ", ".join(f"{label[r]} {record['madds'][r] / 1e9:.2f}B" for r in resolutions)
+             + f"; median of {repeats} end-to-end runs (1024x2048 photo -> 1024x2048 label map), "
+             f"{record['threads']} threads", header, "-" * len(header)]
+    tv = record["backends_ms"].get("torchvision")
+    for name, per in record["backends_ms"].items():
+        line = f"{name + (' *' if name == record['backend'] else ''):<14}"
+        for res in resolutions:
+            speedup = f"{tv[res] / per[res]:>5.2f}x" if tv else f"{'-':>6}"
+            line += f"{per[res]:>10.0f}ms {speedup} {per[res] / record['bound_ms'][res]:>6.2f}x"
+        lines.append(line)
+    lines.append(f"{'bound':<14}" + "".join(f"{record['bound_ms'][r]:>10.0f}ms {'':>6} {1:>6.2f}x"
+                                            for r in resolutions))
+    lines += ["", f"* = the default CPU backend (auto). bound = 2 * MAdds / {record['sgemm_gflops']:.0f} GFLOP/s "
+              "(float32 2048x2048 torch.mm, same threads, same run); vs tv = torchvision LR-ASPP time / this time.",
+              "Random weights give noise label maps, so the runs above take label_map's dense fallback. The label-map",
+              "step alone on logits shaped like a trained model's (synthetic street scene, 1/8 -> 1024x2048):"]
+    for res in resolutions:
+        step = record["label_map_ms"][res]
+        lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.labelmap "
+                     f"{step['label_map']:.0f} ms, labels agree {step['agreement_pct']:.3f}%")
+    return "\n".join(lines)
+
+
+def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
+    """Median ms of the label-map step alone (1/8 logits -> 1024x2048 labels), dense vs ``segkit.labelmap``, on
+    logits shaped like a trained model's: a synthetic street scene's ground truth at 1/8, one-hot times 4 plus
+    unit noise. The end-to-end runs above use random weights, whose label maps are noise (dense fallback)."""
+    import torch.nn.functional as F
+
+    from segkit.data.labels import to_train_ids
+    from segkit.data.synthetic import generate_scene
+    from segkit.labelmap import MAX_MIXED, dense_label_map, label_map, resize_stages
+
+    _, label_ids = generate_scene(*IMAGE_SIZE, np.random.default_rng(0))
+    result = {}
+    for name in ("full", "half"):
+        network = RESOLUTIONS[name]
+        low = (network[0] // 8, network[1] // 8)
+        train_ids = torch.from_numpy(to_train_ids(label_ids)).long()
+        train_ids = F.interpolate(train_ids[None, None].float(), size=low, mode="nearest")[0, 0].long()
+        train_ids[train_ids >= num_classes] = 0
+        generator = torch.Generator().manual_seed(0)
+        logits = 4 * F.one_hot(train_ids, num_classes).permute(2, 0, 1)[None].float()
+        logits += torch.randn(logits.shape, generator=generator)
+        stages = resize_stages(network, IMAGE_SIZE)
+        timings = {"dense": [], "label_map": []}
+        for _ in range(repeats + 1):
+            for key, fn in (("dense", dense_label_map), ("label_map", label_map)):
+                start = time.perf_counter()
+                fn(logits, stages)
+                timings[key].append(1000 * (time.perf_counter() - start))
+        dense, fast = dense_label_map(logits, stages), label_map(logits, stages)
+        result[name] = {key: round(statistics.median(t[1:]), 1) for key, t in timings.items()}
+        result[name]["agreement_pct"] = round(100 * (dense == fast).double().mean().item(), 4)
+    return result

@@ -4,16 +4,19 @@
     labels = predictor.predict(image)                # (H, W) uint8 trainIds at the image's size
     Image.fromarray(overlay(image, labels))
 
-Backends (the same computation as ``segkit.inference``: normalise, area-downsample at half resolution, network,
-bilinear upsample of the logits to the image size, per-pixel max):
+Backends compute what ``segkit.inference`` computes (normalise; at half resolution area-downsample with
+``resize_images``; network; bilinear upsample of the logits to the image size; per-pixel max), and differ in how:
 
-- ``"torch"``: the model with BatchNorm folded into the convolutions, channels_last, inference mode and
-  ``max(1).indices`` (several times faster than ``argmax`` on CPU). On a GPU, the GPU.
-- ``"onnxruntime"``: the model exported to ONNX per input size (segkit.export) with the upsample and the label
-  map inside the graph, run by ONNX Runtime with all graph optimisations and one intra-op thread per core.
-- ``"auto"``: ``"torch"`` on a GPU; on a CPU ``"onnxruntime"``, which was the fastest measured here
-  (``tools/benchmark.py configs/lraspp_large.py --backend all``; numbers in the module's README section of the
-  benchmark report), falling back to ``"torch"`` when onnxruntime is not installed.
+- ``"torch"``: the model with BatchNorm folded into the convolutions, channels_last, inference mode; on a CPU the
+  label map comes from the head's 1/8 logits by ``segkit.labelmap.label_map`` (exact interpolation only where
+  the class changes, instead of materialising 19 full-size logit planes); on a GPU, ``predict_scores`` +
+  ``to_labels`` there.
+- ``"onnxruntime"``: the network up to the head's logits, exported to ONNX once per input size (segkit.export),
+  run by ONNX Runtime with all graph optimisations and one intra-op thread per core; then ``label_map``.
+- ``"auto"``: ``"torch"`` on a GPU; on a CPU ``"onnxruntime"``, the fastest measured here by
+  ``python tools/benchmark.py configs/lraspp_large.py --backend all`` (ONNX Runtime's convolutions ran 2-4x
+  faster than oneDNN's through PyTorch on the 2-core test machine), falling back to ``"torch"`` without
+  onnxruntime.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from segkit.data.labels import colorize
 from segkit.data.transforms import image_to_tensor
 from segkit.errors import UserError
 from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
+from segkit.labelmap import label_map, resize_stages
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 
@@ -73,23 +77,46 @@ def optimize_for_inference(model: nn.Module, device: str | torch.device = "cpu")
 # Backends: normalised images (1, 3, H, W) + resolution -> labels (H, W) uint8
 
 
+def head_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The segmentor's logits before its final upsample (1/8 of the input with the LR-ASPP skip)."""
+    return model.head(model.backbone(images))
+
+
+class HeadLogits(nn.Module):
+    """``head_logits`` as a module, for export."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return head_logits(self.model, images)
+
+
 class TorchBackend:
-    name = "torch"
+    """``optimize=False`` is the model as trained through ``predict_scores`` + ``to_labels`` (the reference)."""
 
     def __init__(self, model: nn.Module, device: str | torch.device = "cpu", optimize: bool = True):
         self.device = torch.device(device)
+        self.optimize = optimize
+        self.name = "torch" if optimize else "torch-eager"
         self.model = optimize_for_inference(model, self.device) if optimize else model.eval().to(self.device)
         self.memory_format = torch.channels_last if optimize else torch.contiguous_format
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
         images = images.to(self.device).contiguous(memory_format=self.memory_format)
-        return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
+        if not self.optimize or self.device.type != "cpu":
+            return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
+        size = tuple(images.shape[-2:])
+        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+        logits = head_logits(self.model, resize_images(images, network_size))
+        return label_map(logits, resize_stages(network_size, size))
 
 
 class OnnxRuntimeBackend:
-    """One ONNX Runtime session per (network input size, output size), exported on first use: the LR-ASPP gate
-    kernel is fixed per size (segkit.export), and photos of one camera share one size."""
+    """One ONNX Runtime session per network input size, exported on first use: the LR-ASPP gate kernel is fixed
+    per size (segkit.export), and photos of one camera share one size."""
 
     name = "onnxruntime"
 
@@ -103,22 +130,20 @@ class OnnxRuntimeBackend:
         self.threads = threads
         self.sessions: dict = {}
 
-    def session(self, size: tuple[int, int], output_size: tuple[int, int]):
-        key = (size, output_size)
-        if key not in self.sessions:
+    def session(self, size: tuple[int, int]):
+        if size not in self.sessions:
             from segkit.export import onnx_bytes, ort_session
 
-            self.sessions[key] = ort_session(onnx_bytes(self.model, size, labels=True, output_size=output_size),
-                                             self.threads)
-        return self.sessions[key]
+            self.sessions[size] = ort_session(onnx_bytes(HeadLogits(self.model), size), self.threads)
+        return self.sessions[size]
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
         size = tuple(images.shape[-2:])
         network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
         images = resize_images(images, network_size).contiguous()
-        labels = self.session(network_size, size).run(None, {"images": images.numpy()})[0]
-        return torch.from_numpy(labels[0])
+        logits = self.session(network_size).run(None, {"images": images.numpy()})[0]
+        return label_map(torch.from_numpy(logits), resize_stages(network_size, size))
 
 
 def default_backend() -> str:

@@ -79,3 +79,35 @@ def test_user_errors(checkpoint):
         predictor.predict(photo(10, 10), resolution="quarter")
     with pytest.raises(UserError, match="backend"):
         Predictor.from_checkpoint(checkpoint[0], backend="tensorrt")
+
+
+def scene_logits(low_size, num_classes=19, seed=0):
+    """Logits shaped like a trained model's: smooth class regions (a few rectangles) plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    classes = torch.zeros(low_size, dtype=torch.long)
+    for index in range(12):
+        top, left = torch.randint(0, low_size[0], (1,), generator=generator), torch.randint(0, low_size[1], (1,),
+                                                                                             generator=generator)
+        classes[top: top + low_size[0] // 3, left: left + low_size[1] // 4] = index + 1
+    logits = 4 * torch.nn.functional.one_hot(classes, num_classes).permute(2, 0, 1)[None].float()
+    return logits + torch.randn(logits.shape, generator=generator)
+
+
+@pytest.mark.parametrize("network, image", [((96, 160), (96, 160)), ((48, 80), (96, 160)), ((50, 75), (99, 149))])
+@pytest.mark.parametrize("kind", ["scene", "noise"])
+def test_label_map_equals_dense_upsample_and_max(network, image, kind, monkeypatch):
+    from segkit import labelmap
+    from segkit.labelmap import dense_label_map, label_map, resize_stages
+
+    monkeypatch.setattr(labelmap, "MAX_MIXED", 1.0)  # never fall back to the dense path: test the sparse one
+
+    low = ((network[0] + 7) // 8, (network[1] + 7) // 8)
+    logits = scene_logits(low) if kind == "scene" else torch.randn(1, 19, *low)
+    stages = resize_stages(network, image)
+    expected = dense_label_map(logits, stages)
+    got = label_map(logits, stages)
+    assert got.shape == image and got.dtype == torch.uint8
+    assert (got == expected).double().mean() >= 0.9999
+    # also what segkit.inference computes (upsample inside the segmentor, then to the image)
+    reference = torch.nn.functional.interpolate(logits, network, mode="bilinear", align_corners=True)
+    assert (to_labels(torch.nn.functional.interpolate(reference, image, mode="bilinear"))[0] == expected).all()

@@ -2,7 +2,13 @@
 """Params, MAdds and CPU latency of configs, or of all Table 7 rows beside the paper's numbers.
 
     python tools/benchmark.py configs/lraspp_large.py [--json]
+    python tools/benchmark.py configs/lraspp_large.py --backend all [--json]
     python tools/benchmark.py --table7 [--no-latency]
+
+Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
+1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime and
+torchvision's LR-ASPP MobileNetV3-Large with reduced_tail), interleaved in one run, with the ratio to
+torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured in the same run.
 """
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from segkit.benchmark import benchmark_config, table7_report
+from segkit.benchmark import BACKENDS, backends_report, benchmark_config, compare_backends, table7_report
 from segkit.cli import main_guard
 from segkit.config import load_config
 from segkit.errors import UserError
@@ -30,10 +36,21 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is reported")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="intra-op CPU threads (default: %(default)s)")
+    parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
+                        help=f"compare backends end to end: all, or a comma list of {', '.join(BACKENDS)}")
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. model.output_stride=32 (repeatable)")
     return parser.parse_args(argv)
+
+
+def parse_backends(text: str) -> tuple[str, ...]:
+    names = BACKENDS if text == "all" else tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in BACKENDS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or text!r}; choose all or from "
+                                         f"{', '.join(BACKENDS)}")
+    return names
 
 
 @main_guard
@@ -53,6 +70,11 @@ def main(argv=None):
             print(text)
     for path in args.configs:
         config = load_config(path, args.overrides)
+        if args.backend:
+            record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats,
+                                      backends=args.backend)
+            print(json.dumps(record) if args.json else backends_report(record, args.repeats))
+            continue
         record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats,
                                   latency=not args.no_latency)
         if args.json:

@@ -1,0 +1,167 @@
+"""The full-size label map from low-resolution logits without materialising full-size logits.
+
+``to_labels(upsample(logits))`` writes and reads C x H x W floats (160 MB at 1024x2048) to find one byte per
+pixel; on a CPU that costs about as much as the whole network. But a bilinear upsample (or a chain of them) makes
+every output pixel a *convex combination* of a small k x k window of low-resolution logit vectors, and if all
+vectors of the window have the same argmax c, so does every convex combination of them (c >= j holds for each
+vector, hence for any non-negative weighted sum). So:
+
+1. take the argmax of the low-resolution logits (cheap: 1/64 of the pixels);
+2. output pixels whose window has one label take it (a gather of bytes);
+3. only the windows that straddle a class boundary are interpolated exactly, in batches of output blocks.
+
+A trained model's 1/8 label map is smooth (few windows straddle a boundary); a random-weight model's is noise, and
+then the dense computation is faster: above ``MAX_MIXED`` of mixed windows ``label_map`` does that instead.
+
+Labels equal ``to_labels(upsample_logits(...))`` up to float rounding at near-ties (the weights are applied in
+another order); tests/test_predict.py checks the agreement.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+# A stage: (output size, align_corners). The segmentor's own upsample is align_corners=True (TF), the
+# evaluation upsample to the image size is align_corners=False (segkit.inference.upsample_logits).
+Stage = tuple[tuple[int, int], bool]
+MAX_MIXED = 0.25  # fraction of mixed windows above which the dense path is cheaper (measured on 2 cores)
+
+
+def interpolation_matrix(n_in: int, n_out: int, align_corners: bool) -> torch.Tensor:
+    """The (n_out, n_in) matrix of 1D linear interpolation, as ``F.interpolate(mode="bilinear")`` computes it."""
+    out = torch.arange(n_out, dtype=torch.float64)
+    if align_corners:
+        source = out * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(out)
+    else:
+        source = ((out + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
+    low = source.floor().long().clamp(max=n_in - 1)
+    high = (low + 1).clamp(max=n_in - 1)
+    frac = source - low
+    matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
+    matrix[torch.arange(n_out), low] += 1 - frac
+    matrix[torch.arange(n_out), high] += frac
+    return matrix
+
+
+@dataclass(frozen=True)
+class AxisPlan:
+    """One axis through the resize chain. Each output index reads a window of ``span`` (<= k) consecutive input
+    cells from ``start``; windows are identified by ``start * k + span - 1``, and ``groups[id]`` lists the output
+    indices sharing window ``id`` (-1 padded). ``weights`` (n_out, k) are zero past each span."""
+
+    k: int
+    start: torch.Tensor
+    span: torch.Tensor
+    weights: torch.Tensor
+    groups: torch.Tensor
+
+
+@functools.lru_cache(maxsize=16)
+def axis_plan(n_in: int, stages: tuple[tuple[int, bool], ...]) -> AxisPlan:
+    matrix = torch.eye(n_in, dtype=torch.float64)
+    for n_out, align_corners in stages:
+        matrix = interpolation_matrix(matrix.shape[0], n_out, align_corners) @ matrix
+    nonzero = matrix > 0
+    start = nonzero.float().argmax(dim=1)
+    span = n_in - nonzero.flip(1).float().argmax(dim=1) - start
+    k = int(span.max())
+    matrix = F.pad(matrix, (0, k - 1))  # windows may run past the end: the caller pads by replication
+    weights = matrix.gather(1, start[:, None] + torch.arange(k)).float()
+    ids = start * k + span - 1
+    counts = torch.bincount(ids, minlength=n_in * k)
+    groups = torch.full((n_in * k, int(counts.max())), -1, dtype=torch.long)
+    order = torch.argsort(ids, stable=True)
+    offsets = torch.arange(len(ids)) - (torch.cumsum(counts, 0) - counts)[ids[order]]
+    groups[ids[order], offsets] = order
+    return AxisPlan(k, start, span, weights, groups)
+
+
+def resize_stages(network_size: tuple[int, int], image_size: tuple[int, int]) -> list[Stage]:
+    """The resizes between head logits and the image's label map: the segmentor's to its input (TF's
+    align_corners=True, segkit.models.heads.resize), then ``segkit.inference.upsample_logits`` to the image."""
+    stages = [(tuple(network_size), True)]
+    if tuple(image_size) != tuple(network_size):
+        stages.append((tuple(image_size), False))
+    return stages
+
+
+def dense_label_map(logits: torch.Tensor, stages: list[Stage]) -> torch.Tensor:
+    """The reference: every resize at full size, then ``max(1).indices`` (segkit.inference.to_labels)."""
+    for size, align_corners in stages:
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+    return logits.max(dim=1).indices[0].to(torch.uint8)
+
+
+def label_map(logits: torch.Tensor, stages: list[Stage], block_batch: int = 256) -> torch.Tensor:
+    """Labels (H, W) uint8 of ``logits`` (1, C, h, w) bilinearly resized through ``stages`` (last = output size)."""
+    logits = logits[0].float()
+    _, h, w = logits.shape
+    y = axis_plan(h, tuple((size[0], ac) for size, ac in stages))
+    x = axis_plan(w, tuple((size[1], ac) for size, ac in stages))
+    # Replicate the last rows/columns so every window is whole (the extra cells have weight 0).
+    logits = F.pad(logits[None], (0, x.k - 1, 0, y.k - 1), mode="replicate")[0]
+    low = logits.max(dim=0).indices.to(torch.uint8)  # (h + ky - 1, w + kx - 1)
+    # same[sy - 1, sx - 1, i, j]: one label on the sy x sx window at (i, j)
+    same = torch.ones(y.k, x.k, h, w, dtype=torch.bool)
+    anchor = low[:h, :w]
+    for dy in range(y.k):
+        for dx in range(x.k):
+            same[dy:, dx:] &= (low[dy: dy + h, dx: dx + w] == anchor)
+    # Exact wherever the window has one label: the anchor's label, gathered to the output size.
+    labels = anchor.index_select(0, y.start).index_select(1, x.start)
+    # Every (row window, column window) pair that occurs, and whether its label is constant.
+    row_ids, col_ids = (y.groups[:, 0] >= 0).nonzero()[:, 0], (x.groups[:, 0] >= 0).nonzero()[:, 0]
+    window_same = same.permute(0, 2, 1, 3)[(row_ids % y.k)[:, None], (row_ids // y.k)[:, None],
+                                           (col_ids % x.k)[None, :], (col_ids // x.k)[None, :]]
+    mixed = (~window_same).nonzero()
+    if len(mixed) == 0:
+        return labels
+    if len(mixed) > MAX_MIXED * window_same.numel():
+        return dense_label_map(logits[None, :, :h, :w], stages)
+    mixed = torch.stack([row_ids[mixed[:, 0]], col_ids[mixed[:, 1]]], dim=1)
+    with single_thread():
+        return _interpolate_mixed(logits, labels, mixed, y, x, w, block_batch)
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run the many small ops of the mixed windows on one thread: their OpenMP fork/join per op costs more than
+    it saves, and on a loaded machine each join can wait a whole scheduler slice (measured: 40 ms on one thread,
+    1.8 s on two with the cores shared)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _interpolate_mixed(logits, labels, mixed, y: AxisPlan, x: AxisPlan, w: int, block_batch: int):
+    """Mixed windows: their logit vectors (n, ky, kx, C), then the separable weighted sum over each window's
+    output block (its rows x its columns, padded), channels last so the max runs over contiguous memory."""
+    ky, kx, weight_y, weight_x, rows, cols = y.k, x.k, y.weights, x.weights, y.groups, x.groups
+    channels = logits.shape[0]
+    height, width = labels.shape
+    flat = torch.zeros((height + 1) * (width + 1), dtype=torch.uint8)  # a spare row/column takes the padding
+    flat.view(height + 1, width + 1)[:height, :width] = labels
+    cells = logits.permute(1, 2, 0).contiguous()  # (h + ky - 1, w + kx - 1, C)
+    window = torch.arange(ky)[:, None] * cells.shape[1] + torch.arange(kx)  # (ky, kx) offsets
+    cells = cells.view(-1, channels)
+    for chunk in mixed.split(block_batch):
+        row_id, col_id = chunk[:, 0], chunk[:, 1]
+        n = len(chunk)
+        vectors = cells[((row_id // ky) * (w + kx - 1) + col_id // kx)[:, None, None] + window]  # (n, ky, kx, C)
+        out_rows, out_cols = rows[row_id], cols[col_id]  # (n, R), (n, S)
+        wy, wx = weight_y[out_rows.clamp(min=0)], weight_x[out_cols.clamp(min=0)]  # (n, R, ky), (n, S, kx)
+        across = torch.bmm(wx, vectors.permute(0, 2, 1, 3).reshape(n, kx, ky * channels))  # (n, S, ky*C)
+        across = across.view(n, -1, ky, channels).permute(0, 2, 1, 3).reshape(n, ky, -1)  # (n, ky, S*C)
+        block = torch.bmm(wy, across).view(n, out_rows.shape[1], out_cols.shape[1], channels)
+        block_labels = block.max(dim=3).indices.to(torch.uint8)  # (n, R, S)
+        r_index = torch.where(out_rows < 0, height, out_rows)
+        c_index = torch.where(out_cols < 0, width, out_cols)
+        flat[(r_index[:, :, None] * (width + 1) + c_index[:, None, :]).view(-1)] = block_labels.view(-1)
+    return flat.view(height + 1, width + 1)[:height, :width].contiguous()
