@@ -103,7 +103,6 @@ class TrainConfig:
 class EvalConfig:
     resolutions: tuple[str, ...] = ("full", "half")
     split: str = "val"
-    batch_size: int = 1
 
 
 @dataclass

@@ -312,7 +312,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
             window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
         if cfg.eval_every and done % cfg.eval_every == 0 or done == cfg.iterations:
             if val_set is not None and len(val_set):
-                miou = validate(model, val_set, cfg.eval_resolutions, rt)
+                miou = validate(model, val_set, cfg.eval_resolutions, rt, workers=config.data.workers)
                 net.train()
                 if cfg.bn_eval:
                     set_bn_eval(model)
@@ -339,9 +339,10 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
             "last": str(last_path), "best": str(best_path)}
 
 
-def validate(model: nn.Module, dataset, resolutions, rt: Runtime) -> float:
+def validate(model: nn.Module, dataset, resolutions, rt: Runtime, workers: int) -> float:
     """Mean IoU (%) over ``resolutions`` on ``dataset``; every rank takes part (the evaluator shards)."""
     from segkit.engine.evaluator import evaluate
 
-    results = evaluate(model, dataset, resolutions=tuple(resolutions), device=rt.device, progress=False)
+    results = evaluate(model, dataset, resolutions=tuple(resolutions), device=rt.device, progress=False,
+                       workers=workers)
     return float(np.mean([100 * results[r].scores.miou for r in resolutions]))
