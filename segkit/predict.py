@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from segkit.data.labels import colorize
-from segkit.data.transforms import image_to_tensor
+from segkit.data.transforms import mean_std
 from segkit.errors import UserError
 from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
 from segkit.labelmap import label_map, resize_stages
@@ -71,6 +71,15 @@ def optimize_for_inference(model: nn.Module, device: str | torch.device = "cpu")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.to(device=device, memory_format=torch.channels_last)
+
+
+def to_input(image: np.ndarray, mode: str) -> torch.Tensor:
+    """RGB uint8 (H, W, 3) -> normalised (1, 3, H, W) float32: ``segkit.data.transforms.image_to_tensor`` computed
+    in torch, in place on one buffer (the same float32 operations, so the same values; half the time of numpy's)."""
+    mean, std = mean_std(mode)
+    images = torch.from_numpy(image).permute(2, 0, 1).float()
+    images.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
+    return images[None]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -223,7 +232,7 @@ class Predictor:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
         start = time.perf_counter()
-        images = image_to_tensor(image, self.normalize)[None]
+        images = to_input(image, self.normalize)
         middle = time.perf_counter()
         labels = self.backend(images, resolution).numpy()
         self.last_timing = Timing(1000 * (middle - start), 1000 * (time.perf_counter() - middle))
