@@ -103,7 +103,6 @@ def table7_report(config_dir: Path, repeats: int = 3, latency: bool = True) -> t
 # Backend comparison (``tools/benchmark.py CONFIG --backend all``): end to end, photo -> full-size label map.
 
 BACKENDS = ("torch-eager", "torch", "onnxruntime", "torchvision")
-IMAGE_SIZE = RESOLUTIONS["full"]  # every run starts from a 1024x2048 photo and ends in its 1024x2048 label map
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
@@ -157,23 +156,28 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
 
     One run, interleaved: each repeat times every backend once, so that load from other processes on a shared
-    machine falls on all of them alike. "half" is the network at 512x1024 with its logits upsampled to the
-    photo's 1024x2048 (as in evaluation); "full" runs at 1024x2048. Each timing covers normalisation, network,
-    upsampling and the label map. The bound is 2 * MAdds / sgemm GFLOP/s: the time of the network's
-    multiply-adds at this machine's matrix-product speed (upsampling and label map not included)."""
-    from segkit.predict import default_backend
+    machine falls on all of them alike. "full" is a 1024x2048 photo, "half" a 512x1024 one (Table 7's CPU(f) and
+    CPU(h) inputs); each timing covers normalisation, network, upsampling and the label map at the photo's size.
+    "<backend> network" is the same backend's network alone (head logits). The bound is 2 * MAdds / sgemm
+    GFLOP/s: the network's multiply-adds at this machine's matrix-product speed (no upsampling, no label map)."""
+    from segkit.predict import default_backend, to_input
 
     record = benchmark_config(config, resolutions=resolutions, latency=False)
     predictors = backend_predictors(config, backends)
-    image = np.random.default_rng(0).integers(0, 256, (*IMAGE_SIZE, 3), dtype=np.uint8)
-    timings = {name: {res: [] for res in resolutions} for name in predictors}
+    runners = {}
+    for name, predictor in predictors.items():
+        runners[name] = lambda image, p=predictor: p.predict(image)
+        if name in ("torch", "onnxruntime"):
+            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(to_input(image, p.normalize))
+    timings = {name: {res: [] for res in resolutions} for name in runners}
     for resolution in resolutions:
-        for predictor in predictors.values():  # warm-up (and, for onnxruntime, the export for this size)
-            predictor.predict(image, resolution)
+        image = np.random.default_rng(0).integers(0, 256, (*RESOLUTIONS[resolution], 3), dtype=np.uint8)
+        for run in runners.values():  # warm-up (and, for onnxruntime, the export for this size)
+            run(image)
         for _ in range(repeats):
-            for name, predictor in predictors.items():
+            for name, run in runners.items():
                 start = time.perf_counter()
-                predictor.predict(image, resolution)
+                run(image)
                 timings[name][resolution].append(1000 * (time.perf_counter() - start))
     gflops = sgemm_gflops()
     label_step = label_map_timings(repeats)
@@ -193,6 +197,9 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
                                             for res in resolutions}
     if default in medians:
         record["ratio_to_bound"] = {res: round(medians[default][res] / bound[res], 2) for res in resolutions}
+    if f"{default} network" in medians:
+        record["network_ratio_to_bound"] = {res: round(medians[f"{default} network"][res] / bound[res], 2)
+                                            for res in resolutions}
     return record
 
 
@@ -200,24 +207,24 @@ def backends_report(record: dict, repeats: int) -> str:
     """The comparison as a text table: median ms per backend, x torchvision, x bound."""
     resolutions = list(record["bound_ms"])
     label = {"full": "1024x2048", "half": "512x1024"}
-    header = f"{'backend':<14}" + "".join(f"{label[r]:>12} {'vs tv':>6} {'/bound':>7}" for r in resolutions)
+    header = f"{'backend':<20}" + "".join(f"{label[r]:>12} {'vs tv':>6} {'/bound':>7}" for r in resolutions)
     lines = [f"{record['config']}: {record['params'] / 1e6:.3f}M params, MAdds "
              + ", ".join(f"{label[r]} {record['madds'][r] / 1e9:.2f}B" for r in resolutions)
-             + f"; median of {repeats} end-to-end runs (1024x2048 photo -> 1024x2048 label map), "
-             f"{record['threads']} threads", header, "-" * len(header)]
+             + f"; median of {repeats} runs, photo -> label map of its size, {record['threads']} threads",
+             header, "-" * len(header)]
     tv = record["backends_ms"].get("torchvision")
     for name, per in record["backends_ms"].items():
-        line = f"{name + (' *' if name == record['backend'] else ''):<14}"
+        line = f"{name + (' *' if name == record['backend'] else ''):<20}"
         for res in resolutions:
-            speedup = f"{tv[res] / per[res]:>5.2f}x" if tv else f"{'-':>6}"
+            speedup = f"{tv[res] / per[res]:>5.2f}x" if tv and not name.endswith("network") else f"{'-':>6}"
             line += f"{per[res]:>10.0f}ms {speedup} {per[res] / record['bound_ms'][res]:>6.2f}x"
         lines.append(line)
-    lines.append(f"{'bound':<14}" + "".join(f"{record['bound_ms'][r]:>10.0f}ms {'':>6} {1:>6.2f}x"
+    lines.append(f"{'bound':<20}" + "".join(f"{record['bound_ms'][r]:>10.0f}ms {'':>6} {1:>6.2f}x"
                                             for r in resolutions))
     lines += ["", f"* = the default CPU backend (auto). bound = 2 * MAdds / {record['sgemm_gflops']:.0f} GFLOP/s "
               "(float32 2048x2048 torch.mm, same threads, same run); vs tv = torchvision LR-ASPP time / this time.",
               "Random weights give noise label maps, so the runs above take label_map's dense fallback. The label-map",
-              "step alone on logits shaped like a trained model's (synthetic street scene, 1/8 -> 1024x2048):"]
+              "step alone on logits shaped like a trained model's (synthetic street scene, 1/8 logits -> labels):"]
     for res in resolutions:
         step = record["label_map_ms"][res]
         lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.labelmap "
@@ -226,7 +233,7 @@ def backends_report(record: dict, repeats: int) -> str:
 
 
 def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
-    """Median ms of the label-map step alone (1/8 logits -> 1024x2048 labels), dense vs ``segkit.labelmap``, on
+    """Median ms of the label-map step alone (1/8 logits -> labels), dense vs ``segkit.labelmap``, on
     logits shaped like a trained model's: a synthetic street scene's ground truth at 1/8, one-hot times 4 plus
     unit noise. The end-to-end runs above use random weights, whose label maps are noise (dense fallback)."""
     import torch.nn.functional as F
@@ -235,18 +242,18 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
     from segkit.data.synthetic import generate_scene
     from segkit.labelmap import MAX_MIXED, dense_label_map, label_map, resize_stages
 
-    _, label_ids = generate_scene(*IMAGE_SIZE, np.random.default_rng(0))
     result = {}
     for name in ("full", "half"):
+        _, label_ids = generate_scene(*RESOLUTIONS[name], np.random.default_rng(0))
         network = RESOLUTIONS[name]
         low = (network[0] // 8, network[1] // 8)
         train_ids = torch.from_numpy(to_train_ids(label_ids)).long()
         train_ids = F.interpolate(train_ids[None, None].float(), size=low, mode="nearest")[0, 0].long()
         train_ids[train_ids >= num_classes] = 0
         generator = torch.Generator().manual_seed(0)
-        logits = 4 * F.one_hot(train_ids, num_classes).permute(2, 0, 1)[None].float()
+        logits = 4 * F.one_hot(train_ids, num_classes).permute(2, 0, 1)[None].float().contiguous()
         logits += torch.randn(logits.shape, generator=generator)
-        stages = resize_stages(network, IMAGE_SIZE)
+        stages = resize_stages(network, network)
         timings = {"dense": [], "label_map": []}
         for _ in range(repeats + 1):
             for key, fn in (("dense", dense_label_map), ("label_map", label_map)):

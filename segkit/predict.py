@@ -119,8 +119,13 @@ class TorchBackend:
             return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
         size = tuple(images.shape[-2:])
         network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-        logits = head_logits(self.model, resize_images(images, network_size))
+        logits = self.network(resize_images(images, network_size))
         return label_map(logits, resize_stages(network_size, size))
+
+    @torch.inference_mode()
+    def network(self, images: torch.Tensor) -> torch.Tensor:
+        """Head logits of normalised images at the network's input size (the optimised model)."""
+        return head_logits(self.model, images.to(self.device).contiguous(memory_format=self.memory_format))
 
 
 class OnnxRuntimeBackend:
@@ -150,9 +155,13 @@ class OnnxRuntimeBackend:
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
         size = tuple(images.shape[-2:])
         network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-        images = resize_images(images, network_size).contiguous()
-        logits = self.session(network_size).run(None, {"images": images.numpy()})[0]
-        return label_map(torch.from_numpy(logits), resize_stages(network_size, size))
+        logits = self.network(resize_images(images, network_size))
+        return label_map(logits, resize_stages(network_size, size))
+
+    def network(self, images: torch.Tensor) -> torch.Tensor:
+        """Head logits of normalised images at the network's input size."""
+        images = images.contiguous()
+        return torch.from_numpy(self.session(tuple(images.shape[-2:])).run(None, {"images": images.numpy()})[0])
 
 
 def default_backend() -> str:
