@@ -67,7 +67,7 @@ def onnx_bytes(model: nn.Module, size: tuple[int, int], labels: bool = False,
 
 def ort_session(model_bytes_or_path, threads: int | None = None):
     """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op threads
-    (default: torch's thread count, i.e. the cores), no inter-op parallelism (one image at a time)."""
+    (default: torch's thread count, i.e. the cores), no inter-op parallelism (one image at a time), no spinning."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -75,6 +75,9 @@ def ort_session(model_bytes_or_path, threads: int | None = None):
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # No busy-waiting after a run: spinning workers took the cores from the torch label-map step that follows
+    # (measured: 115 -> 74 ms end to end at 512x1024, the network itself unchanged).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, (str, os.PathLike)) else model_bytes_or_path
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
