@@ -14,9 +14,10 @@ Backends compute what ``segkit.inference`` computes (normalise; at half resoluti
 - ``"onnxruntime"``: the network up to the head's logits, exported to ONNX once per input size (segkit.export),
   run by ONNX Runtime with all graph optimisations and one intra-op thread per core; then ``label_map``.
 - ``"auto"``: ``"torch"`` on a GPU; on a CPU ``"onnxruntime"``, the fastest measured here by
-  ``python tools/benchmark.py configs/lraspp_large.py --backend all`` (ONNX Runtime's convolutions ran 2-4x
-  faster than oneDNN's through PyTorch on the 2-core test machine), falling back to ``"torch"`` without
-  onnxruntime.
+  ``python tools/benchmark.py configs/lraspp_large.py --backend all`` (2 cores, lraspp_large, network alone:
+  183 vs 367 ms at 1024x2048 and 41 vs 60 ms at 512x1024; end to end 309 vs 487 ms and 74 vs 90 ms). Its thread
+  pool also degraded far less than PyTorch's OpenMP when other processes shared the cores. Without onnxruntime
+  installed, ``"torch"``.
 """
 from __future__ import annotations
 
