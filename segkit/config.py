@@ -91,9 +91,9 @@ class TrainConfig:
     eval_resolutions: tuple[str, ...] = ("half",)  # periodic validation (the final eval.py does both)
     log_every: int = 20
     seed: int = 0
-    # Devices. AMP (bf16 where supported, else fp16 with a grad scaler) and channels_last apply on CUDA only.
+    # Devices. AMP (bf16 where supported, else fp16 with a grad scaler) applies on CUDA only.
     amp: bool = True
-    channels_last: bool = True
+    channels_last: bool = True  # CUDA and CPU
     compile: bool = False  # torch.compile the model (opt-in: long start-up)
     sync_bn: bool = True  # SyncBatchNorm under multi-GPU DDP (CUDA only)
     bn_eval: bool = False  # keep BatchNorm in eval mode (frozen statistics), e.g. for tiny per-device batches

@@ -4,11 +4,13 @@
     python tools/benchmark.py configs/lraspp_large.py [--json]
     python tools/benchmark.py configs/lraspp_large.py --backend all [--json]
     python tools/benchmark.py --table7 [--no-latency]
+    python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
 1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime and
 torchvision's LR-ASPP MobileNetV3-Large with reduced_tail), interleaved in one run, with the ratio to
-torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured in the same run.
+torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured in the same run. With --data: the data
+loader's samples/s (training pipeline at the config's crop) beside the training step's samples/s.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from segkit.benchmark import BACKENDS, backends_report, benchmark_config, compare_backends, table7_report
+from segkit.benchmark import BACKENDS, backends_report, benchmark_config, compare_backends, data_report, table7_report
 from segkit.cli import main_guard
 from segkit.config import load_config
 from segkit.errors import UserError
@@ -39,6 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
                         help=f"compare backends end to end: all, or a comma list of {', '.join(BACKENDS)}")
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
+    parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
+                        "training step (at the config's data.crop_size and train.batch_size)")
+    parser.add_argument("--workers", type=int, default=2, help="loader worker processes for --data (default 2)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. model.output_stride=32 (repeatable)")
     return parser.parse_args(argv)
@@ -56,6 +61,8 @@ def parse_backends(text: str) -> tuple[str, ...]:
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    if args.data and not args.configs:  # the paper's model and crop
+        args.configs = [str(Path(__file__).resolve().parents[1] / "configs" / "lraspp_large.py")]
     if not args.configs and not args.table7:
         raise UserError("name at least one config (e.g. configs/lraspp_large.py) or pass --table7.")
     if args.repeats < 1 or args.threads < 1:
@@ -70,6 +77,14 @@ def main(argv=None):
             print(text)
     for path in args.configs:
         config = load_config(path, args.overrides)
+        if args.data:
+            record = data_report(config, args.data, workers=args.workers, repeats=args.repeats)
+            print(json.dumps(record) if args.json else (
+                f"{record['config']}: loader {record['loader_samples_per_s']} samples/s ({args.workers} workers, "
+                f"crop {record['crop_size'][0]}x{record['crop_size'][1]}) vs training {record['train_samples_per_s']}"
+                f" samples/s (batch {record['batch_size']}): the loader is "
+                f"{record['loader_to_train_ratio']}x the model's rate"))
+            continue
         if args.backend:
             record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats,
                                       backends=args.backend)
