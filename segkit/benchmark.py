@@ -240,7 +240,7 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
 
     from segkit.data.labels import to_train_ids
     from segkit.data.synthetic import generate_scene
-    from segkit.labelmap import MAX_MIXED, dense_label_map, label_map, resize_stages
+    from segkit.labelmap import dense_label_map, label_map, resize_stages
 
     result = {}
     for name in ("full", "half"):

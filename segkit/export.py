@@ -10,11 +10,9 @@ many, which matters because ``Predictor`` exports on first use of each image siz
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segkit.errors import UserError
+from segkit.fileio import atomic_write_bytes
 
 OPSET = 17
 
@@ -129,17 +128,6 @@ def export_onnx(model: nn.Module, path, size: tuple[int, int], labels: bool = Fa
 def _atomic_write(path: Path, data: bytes) -> None:
     """A crash leaves no half-written model: write a temp file beside ``path``, then rename it over."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        atomic_write_bytes(path, data)
     except OSError as e:
         raise UserError(f"cannot write {path} ({e.strerror}); choose another --out.") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-

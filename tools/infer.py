@@ -21,7 +21,6 @@ import glob
 import os
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
@@ -35,6 +34,7 @@ from segkit.data.cityscapes import read_image  # noqa: E402
 from segkit.data.labels import colorize, to_label_ids  # noqa: E402
 from segkit.engine.checkpoint import find_latest_checkpoint  # noqa: E402
 from segkit.errors import UserError  # noqa: E402
+from segkit.fileio import atomic_write_bytes  # noqa: E402
 from segkit.predict import BACKENDS, Predictor, overlay  # noqa: E402
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -129,16 +129,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
     ok, data = cv2.imencode(".png", image)
     if not ok:
         raise UserError(f"cannot encode {path.name} as PNG")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.tobytes())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, data.tobytes())
 
 
 def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:

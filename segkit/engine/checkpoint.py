@@ -7,11 +7,8 @@ be tensors or plain Python data, or the weights-only loader refuses it.
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -19,33 +16,15 @@ import numpy as np
 import torch
 
 from segkit.errors import UserError
+from segkit.fileio import atomic_open
 
 REQUIRED_KEYS = ("model", "config", "iteration")
 
 
 def save_checkpoint(path, state: dict) -> None:
     """Write ``state`` to ``path`` so that a crash at any moment leaves either the old or the new file, whole."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temp file lives in the same directory: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # persist the rename itself (not possible on every file system)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    with atomic_open(path, "wb", fsync=True) as f:
+        torch.save(state, f)
 
 
 def load_checkpoint(path, map_location="cpu") -> dict:

@@ -19,7 +19,6 @@ import io
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from segkit.data.cityscapes import LABEL_IDS_SUFFIX, worker_init_fn
 from segkit.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, to_label_ids
 from segkit.errors import UserError
+from segkit.fileio import atomic_write_bytes
 from segkit.inference import RESOLUTION_SCALES, TTA, predict_scores, resize_images, scaled_size, to_labels, \
     upsample_logits
 from segkit.metrics import ConfusionMatrix, Scores
@@ -319,19 +319,7 @@ def results_to_json(results: dict[str, EvalResult], checkpoint, split: str,
 
 def write_json_atomic(path, data: dict) -> None:
     """Write JSON through a temp file and a rename, so a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
 
 
 # ---- the official cross-check ------------------------------------------------------------------------------
