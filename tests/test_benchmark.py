@@ -35,3 +35,17 @@ def test_user_errors_are_one_line():
     assert result.stderr.strip().count("\n") == 0 and "does not exist" in result.stderr
     result = run_tool()
     assert result.returncode == 2 and "--table7" in result.stderr
+
+
+def test_data_report_compares_loader_and_training(tmp_path):
+    from segkit.benchmark import data_report
+    from segkit.config import load_config
+    from segkit.data.synthetic import make_synthetic
+
+    make_synthetic(tmp_path, train=4, val=1, height=64, width=128, seed=0)
+    config = load_config(ROOT / "configs" / "lraspp_small.py", ["data.crop_size=64,128", "train.batch_size=2"])
+    record = data_report(config, tmp_path, workers=1, seconds=1.0, repeats=1)
+    assert record["loader_samples_per_s"] > 0 and record["train_samples_per_s"] > 0
+    ratio = record["loader_samples_per_s"] / record["train_samples_per_s"]
+    assert abs(record["loader_to_train_ratio"] - ratio) <= 0.01 * ratio + 0.01
+    assert record["crop_size"] == [64, 128] and record["batch_size"] == 2 and record["workers"] == 1
