@@ -202,18 +202,18 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
     rt = setup_runtime(device)
     cfg, work_dir = config.train, Path(work_dir)
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
+    # Data first: a missing data set should fail before any model work.
+    train_set = build_dataset(config.data, "train", data_root)
+    val_set = build_dataset(config.data, "val", data_root, train=False)
+    if len(train_set) < rt.world_size:
+        raise UserError(f"the train split of {train_set.root} has {len(train_set)} images, fewer than the "
+                        f"{rt.world_size} processes.")
+
     if rt.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
         if not resume:  # a new run starts a new log (a resumed one appends)
             (work_dir / "log.jsonl").unlink(missing_ok=True)
-
-    # Data first: a missing data set should fail before any model work.
-    train_set = build_dataset(config.data, "train", data_root)
-    val_set = build_dataset(config.data, "val", data_root, train=False) if cfg.eval_every >= 0 else None
-    if len(train_set) < rt.world_size:
-        raise UserError(f"the train split of {train_set.root} has {len(train_set)} images, fewer than the "
-                        f"{rt.world_size} processes.")
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(config.model).to(rt.device)
@@ -312,26 +312,23 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
             bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
             window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
         if cfg.eval_every and done % cfg.eval_every == 0 or done == cfg.iterations:
-            if val_set is not None and len(val_set):
-                miou = validate(model, val_set, cfg.eval_resolutions, rt, workers=config.data.workers)
-                net.train()
-                if cfg.bn_eval:
-                    set_bn_eval(model)
-                log.write({"iteration": done, "val_miou": miou, "resolutions": list(cfg.eval_resolutions)})
+            miou = validate(model, val_set, cfg.eval_resolutions, rt, workers=config.data.workers)
+            net.train()
+            if cfg.bn_eval:
+                set_bn_eval(model)
+            log.write({"iteration": done, "val_miou": miou, "resolutions": list(cfg.eval_resolutions)})
+            if rt.is_main:
                 bar.write(f"iteration {done}: val mIoU {miou:.2f} % ({'/'.join(cfg.eval_resolutions)} resolution)")
-                if miou > best_miou:
-                    best_miou = miou
-                    if rt.is_main:
-                        save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
-                                                    "iteration": done, "best_miou": best_miou})
+            if miou > best_miou:
+                best_miou = miou
+                if rt.is_main:
+                    save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
+                                                "iteration": done, "best_miou": best_miou})
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
             if rt.is_main:
                 save_checkpoint(last_path, checkpoint_state(done))
     bar.close()
     log.close()
-    if rt.is_main and not best_path.exists():  # no validation data: the final weights are the best we have
-        save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
-                                    "iteration": cfg.iterations, "best_miou": best_miou})
     if rt.is_main:
         plot_curves(log.path, work_dir / "curves.png")
     if rt.distributed:
