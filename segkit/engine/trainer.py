@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from segkit.config import Config
 from segkit.data.cityscapes import build_dataset, worker_init_fn
+from segkit.data.labels import IGNORE_INDEX
 from segkit.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segkit.engine.schedule import build_poly_scheduler, param_groups
 from segkit.errors import UserError
@@ -284,8 +285,9 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
             logits = net(images)
         loss = criterion(logits.float(), labels)
         # The loss is a mean over this rank's valid pixels, and DDP averages gradients over ranks: weight each
-        # rank by its share of the valid pixels so the update is the mean over the *global* batch.
-        check = torch.stack([loss.detach(), (labels != 255).sum().float()])
+        # rank by its share of the valid pixels so the update is the mean over the *global* batch (exactly so
+        # for unweighted cross-entropy; class weights and OHEM make it an approximation).
+        check = torch.stack([loss.detach(), (labels != IGNORE_INDEX).sum().float()])
         if rt.distributed:
             counts = check.clone()
             dist.all_reduce(counts)
