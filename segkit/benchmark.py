@@ -5,6 +5,7 @@ import statistics
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -134,12 +135,14 @@ class TorchvisionLRASPP(nn.Module):
         return self.model(images)["out"]
 
 
-def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = None) -> dict:
+def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = None,
+                       model: nn.Module | None = None) -> dict:
     """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
-    ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code."""
+    ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code.
+    ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
     from segkit.predict import OnnxRuntimeBackend, Predictor, TorchBackend
 
-    model = build_model(config.model).eval()
+    model = (model if model is not None else build_model(config.model)).eval()
     normalize = config.data.normalize
     factories = {
         "torch-eager": lambda: Predictor(TorchBackend(model, optimize=False), normalize),
@@ -152,18 +155,21 @@ def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = 
 
 
 def compare_backends(config: Config, resolutions=("full", "half"), repeats: int = 5,
-                     backends=BACKENDS) -> dict:
+                     backends=BACKENDS, model: nn.Module | None = None, photo: np.ndarray | None = None) -> dict:
     """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
 
     One run, interleaved: each repeat times every backend once, so that load from other processes on a shared
     machine falls on all of them alike. "full" is a 1024x2048 photo, "half" a 512x1024 one (Table 7's CPU(f) and
     CPU(h) inputs); each timing covers normalisation, network, upsampling and the label map at the photo's size.
     "<backend> network" is the same backend's network alone (head logits). The bound is 2 * MAdds / sgemm
-    GFLOP/s: the network's multiply-adds at this machine's matrix-product speed (no upsampling, no label map)."""
+    GFLOP/s: the network's multiply-adds at this machine's matrix-product speed (no upsampling, no label map).
+    ``model``: trained weights instead of random ones; ``photo``: an RGB image (resized to each resolution)
+    instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
+    label map's worst case)."""
     from segkit.predict import default_backend, to_input
 
     record = benchmark_config(config, resolutions=resolutions, latency=False)
-    predictors = backend_predictors(config, backends)
+    predictors = backend_predictors(config, backends, model=model)
     runners = {}
     for name, predictor in predictors.items():
         runners[name] = lambda image, p=predictor: p.predict(image)
@@ -171,7 +177,11 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
             runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(to_input(image, p.normalize))
     timings = {name: {res: [] for res in resolutions} for name in runners}
     for resolution in resolutions:
-        image = np.random.default_rng(0).integers(0, 256, (*RESOLUTIONS[resolution], 3), dtype=np.uint8)
+        height, width = RESOLUTIONS[resolution]
+        if photo is None:
+            image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        else:
+            image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
         for run in runners.values():  # warm-up (and, for onnxruntime, the export for this size)
             run(image)
         for _ in range(repeats):

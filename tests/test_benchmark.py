@@ -49,3 +49,29 @@ def test_data_report_compares_loader_and_training(tmp_path):
     ratio = record["loader_samples_per_s"] / record["train_samples_per_s"]
     assert abs(record["loader_to_train_ratio"] - ratio) <= 0.01 * ratio + 0.01
     assert record["crop_size"] == [64, 128] and record["batch_size"] == 2 and record["workers"] == 1
+
+
+def test_backends_with_trained_checkpoint_and_photo(tmp_path):
+    import cv2
+    import numpy as np
+
+    from segkit.config import Config, ModelConfig
+    from segkit.engine.checkpoint import save_checkpoint
+    from segkit.models import build_model
+
+    config = Config(name="tiny", model=ModelConfig(backbone="mobilenet_v3_small"))
+    checkpoint = tmp_path / "best.pt"
+    save_checkpoint(checkpoint, {"model": build_model(config.model).state_dict(), "config": config.to_dict(),
+                                 "iteration": 0})
+    photo = tmp_path / "photo.png"
+    cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8))
+    result = run_tool("--backend", "torch,onnxruntime", "--checkpoint", str(checkpoint), "--image", str(photo),
+                      "--resolution", "half", "--repeats", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record["config"] == "tiny" and set(record["backends_ms"]) >= {"torch", "onnxruntime"}
+    mismatch = run_tool(str(ROOT / "configs" / "lraspp_large.py"), "--backend", "torch", "--checkpoint",
+                        str(checkpoint), "--resolution", "half", "--repeats", "1")
+    assert mismatch.returncode == 2 and "does not fit" in mismatch.stderr
+    alone = run_tool("--checkpoint", str(checkpoint))
+    assert alone.returncode == 2 and "go with --backend" in alone.stderr

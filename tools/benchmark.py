@@ -3,6 +3,7 @@
 
     python tools/benchmark.py configs/lraspp_large.py [--json]
     python tools/benchmark.py configs/lraspp_large.py --backend all [--json]
+    python tools/benchmark.py --backend all --checkpoint runs/demo/best.pt --image photo.png
     python tools/benchmark.py --table7 [--no-latency]
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
 
@@ -23,6 +24,8 @@ import torch
 from segkit.benchmark import BACKENDS, backends_report, benchmark_config, compare_backends, data_report, table7_report
 from segkit.cli import main_guard
 from segkit.config import load_config
+from segkit.data.cityscapes import read_image
+from segkit.engine.checkpoint import load_model
 from segkit.errors import UserError
 
 TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
@@ -41,6 +44,8 @@ def parse_args(argv=None):
     parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
                         help=f"compare backends end to end: all, or a comma list of {', '.join(BACKENDS)}")
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
+    parser.add_argument("--checkpoint", help="with --backend: trained weights (and, without CONFIG, their config)")
+    parser.add_argument("--image", help="with --backend: a photo to segment instead of random noise")
     parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
                         "training step (at the config's data.crop_size and train.batch_size)")
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes for --data (default 2)")
@@ -61,6 +66,11 @@ def parse_backends(text: str) -> tuple[str, ...]:
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    if (args.checkpoint or args.image) and not args.backend:
+        raise UserError("--checkpoint and --image go with --backend (e.g. --backend all).")
+    photo = read_image(args.image) if args.image else None
+    if args.checkpoint and not args.configs:
+        args.configs = [None]  # the checkpoint's own config
     if args.data and not args.configs:  # the paper's model and crop
         args.configs = [str(Path(__file__).resolve().parents[1] / "configs" / "lraspp_large.py")]
     if not args.configs and not args.table7:
@@ -76,7 +86,11 @@ def main(argv=None):
         else:
             print(text)
     for path in args.configs:
-        config = load_config(path, args.overrides)
+        config = None if path is None else load_config(path, args.overrides)
+        model = None
+        if args.checkpoint:  # trained weights; a CONFIG must describe the same architecture (checked)
+            model, checkpoint_config, _ = load_model(args.checkpoint, config.model if config else None)
+            config = config or checkpoint_config
         if args.data:
             record = data_report(config, args.data, workers=args.workers, repeats=args.repeats)
             print(json.dumps(record) if args.json else (
@@ -87,7 +101,7 @@ def main(argv=None):
             continue
         if args.backend:
             record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats,
-                                      backends=args.backend)
+                                      backends=args.backend, model=model, photo=photo)
             print(json.dumps(record) if args.json else backends_report(record, args.repeats))
             continue
         record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats,
