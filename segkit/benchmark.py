@@ -201,6 +201,8 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
         "sgemm_gflops": round(gflops, 1),
         "bound_ms": bound,
         "label_map_ms": {res: label_step[res] for res in resolutions},
+        "trained_weights": model is not None,
+        "photo": photo is not None,
     })
     if "torchvision" in medians and default in medians:
         record["speedup_vs_torchvision"] = {res: round(medians["torchvision"][res] / medians[default][res], 2)
@@ -233,8 +235,13 @@ def backends_report(record: dict, repeats: int) -> str:
                                             for r in resolutions))
     lines += ["", f"* = the default CPU backend (auto). bound = 2 * MAdds / {record['sgemm_gflops']:.0f} GFLOP/s "
               "(float32 2048x2048 torch.mm, same threads, same run); vs tv = torchvision LR-ASPP time / this time.",
-              "Random weights give noise label maps, so the runs above take label_map's dense fallback. The label-map",
-              "step alone on logits shaped like a trained model's (synthetic street scene, 1/8 logits -> labels):"]
+              ("Inputs: trained weights" if record["trained_weights"] else "Inputs: random weights")
+              + (" on a photo." if record["photo"] else " on noise.")]
+    if not (record["trained_weights"] and record["photo"]):
+        lines += ["Noise label maps take label_map's dense fallback (pass --checkpoint and --image for real use).",
+                  "The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):"]
+    else:
+        lines.append("The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):")
     for res in resolutions:
         step = record["label_map_ms"][res]
         lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.labelmap "
