@@ -12,6 +12,7 @@ from torch import nn
 
 from segkit.complexity import RESOLUTIONS, count_madds, count_parameters
 from segkit.config import Config, load_config
+from segkit.data.labels import IGNORE_INDEX
 from segkit.models import build_model
 from segkit.paper import TABLE7, Table7Row
 
@@ -287,17 +288,21 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
 # Data loading against training (``tools/benchmark.py CONFIG --data DIR``): is the loader the bottleneck?
 
 def training_step_rate(config: Config, repeats: int = 5) -> float:
-    """Samples per second of full training steps (forward, loss, backward, SGD step) at the config's crop and
-    per-device batch, on random tensors in this process: what the model consumes."""
-    model = build_model(config.model).train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    """Samples per second of full training steps (forward, loss, backward, optimizer step) at the config's crop
+    and per-device batch, on random tensors in this process: what the model consumes. The optimizer and memory
+    format are the trainer's, so this is the rate ``tools/train.py`` runs at on this CPU."""
+    from segkit.engine.trainer import build_optimizer
+
+    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
+    model = build_model(config.model).train().to(memory_format=memory_format)
+    optimizer = build_optimizer(model, config.train)
     batch = config.train.batch_size
-    images = torch.randn(batch, 3, *config.data.crop_size)
+    images = torch.randn(batch, 3, *config.data.crop_size).contiguous(memory_format=memory_format)
     labels = torch.randint(0, config.model.num_classes, (batch, *config.data.crop_size))
     timings = []
     for step in range(repeats + 1):  # the first step allocates: not timed
         start = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(images), labels, ignore_index=255)
+        loss = nn.functional.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
