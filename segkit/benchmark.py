@@ -104,13 +104,20 @@ def table7_report(config_dir: Path, repeats: int = 3, latency: bool = True) -> t
 # --------------------------------------------------------------------------------------------------------------
 # Backend comparison (``tools/benchmark.py CONFIG --backend all``): end to end, photo -> full-size label map.
 
-BACKENDS = ("torch-eager", "torch", "onnxruntime", "torchvision")
+BACKENDS = ("torch-eager", "torch", "onnxruntime", "openvino", "openvino-bf16", "torchvision")
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """GFLOP/s of a float32 n x n matrix product (torch.mm, MKL) at the current thread count: this machine's
-    practical compute peak, measured beside the models so both see the same load."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def available_backends(names=BACKENDS) -> tuple[str, ...]:
+    """``names`` less "openvino-bf16" on a CPU without native bfloat16 (``--backend all`` skips it)."""
+    from segkit.predict import cpu_has_bf16
+
+    return tuple(name for name in names if name != "openvino-bf16" or cpu_has_bf16())
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """GFLOP/s of an n x n matrix product (torch.mm; float32 by MKL, bfloat16 by oneDNN) at the current thread
+    count: this machine's practical compute peak, measured beside the models so both see the same load."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     torch.mm(a, b)
     timings = []
     for _ in range(repeats):
@@ -141,7 +148,12 @@ def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = 
     """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
     ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code.
     ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
-    from segkit.predict import OnnxRuntimeBackend, Predictor, TorchBackend
+    from segkit.predict import (
+        OnnxRuntimeBackend,
+        OpenVinoBackend,
+        Predictor,
+        TorchBackend,
+    )
 
     model = (model if model is not None else build_model(config.model)).eval()
     normalize = config.data.normalize
@@ -149,6 +161,8 @@ def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = 
         "torch-eager": lambda: Predictor(TorchBackend(model, optimize=False), normalize),
         "torch": lambda: Predictor(TorchBackend(model), normalize),
         "onnxruntime": lambda: Predictor(OnnxRuntimeBackend(model, threads), normalize),
+        "openvino": lambda: Predictor(OpenVinoBackend(model, threads, "f32"), normalize),
+        "openvino-bf16": lambda: Predictor(OpenVinoBackend(model, threads, "bf16"), normalize),
         "torchvision": lambda: Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes), optimize=False),
                                          "imagenet"),
     }
@@ -159,11 +173,13 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
                      backends=BACKENDS, model: nn.Module | None = None, photo: np.ndarray | None = None) -> dict:
     """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
 
-    One run, interleaved: each repeat times every backend once, so that load from other processes on a shared
-    machine falls on all of them alike. "full" is a 1024x2048 photo, "half" a 512x1024 one (Table 7's CPU(f) and
+    One run, interleaved: each repeat times every backend once (after one untimed call, which absorbs the
+    previous backend's spinning threads and cold caches), so that load from other processes on a shared machine
+    falls on all of them alike. "full" is a 1024x2048 photo, "half" a 512x1024 one (Table 7's CPU(f) and
     CPU(h) inputs); each timing covers normalisation, network, upsampling and the label map at the photo's size.
     "<backend> network" is the same backend's network alone (head logits). The bound is 2 * MAdds / sgemm
-    GFLOP/s: the network's multiply-adds at this machine's matrix-product speed (no upsampling, no label map).
+    GFLOP/s: the network's multiply-adds at this machine's float32 matrix-product speed (no upsampling, no label
+    map); ``bf16_bound_ms`` is the same at the bfloat16 matrix-product speed, the fair bound of "openvino-bf16".
     ``model``: trained weights instead of random ones; ``photo``: an RGB image (resized to each resolution)
     instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
     label map's worst case)."""
@@ -174,7 +190,7 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     runners = {}
     for name, predictor in predictors.items():
         runners[name] = lambda image, p=predictor: p.predict(image)
-        if name in ("torch", "onnxruntime"):
+        if name not in ("torch-eager", "torchvision"):
             runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(to_input(image, p.normalize))
     timings = {name: {res: [] for res in resolutions} for name in runners}
     for resolution in resolutions:
@@ -187,10 +203,12 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
             run(image)
         for _ in range(repeats):
             for name, run in runners.items():
+                run(image)  # untimed: the previous backend's thread pool may still be spinning on the cores
                 start = time.perf_counter()
                 run(image)
                 timings[name][resolution].append(1000 * (time.perf_counter() - start))
     gflops = sgemm_gflops()
+    bf16_gflops = sgemm_gflops(dtype=torch.bfloat16) if any(name.endswith("bf16") for name in backends) else None
     label_step = label_map_timings(repeats)
     medians = {name: {res: round(statistics.median(t), 2) for res, t in per.items()} for name, per in timings.items()}
     default = default_backend()
@@ -205,11 +223,18 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
         "trained_weights": model is not None,
         "photo": photo is not None,
     })
+    if bf16_gflops:
+        record["bf16_gemm_gflops"] = round(bf16_gflops, 1)
+        record["bf16_bound_ms"] = {res: round(1000 * 2 * record["madds"][res] / (bf16_gflops * 1e9), 2)
+                                   for res in resolutions}
     if "torchvision" in medians and default in medians:
         record["speedup_vs_torchvision"] = {res: round(medians["torchvision"][res] / medians[default][res], 2)
                                             for res in resolutions}
     if default in medians:
         record["ratio_to_bound"] = {res: round(medians[default][res] / bound[res], 2) for res in resolutions}
+    if default.endswith("bf16") and default in medians and "bf16_bound_ms" in record:
+        record["ratio_to_bf16_bound"] = {res: round(medians[default][res] / record["bf16_bound_ms"][res], 2)
+                                         for res in resolutions}
     if f"{default} network" in medians:
         record["network_ratio_to_bound"] = {res: round(medians[f"{default} network"][res] / bound[res], 2)
                                             for res in resolutions}
@@ -234,8 +259,16 @@ def backends_report(record: dict, repeats: int) -> str:
         lines.append(line)
     lines.append(f"{'bound':<20}" + "".join(f"{record['bound_ms'][r]:>10.0f}ms {'':>6} {1:>6.2f}x"
                                             for r in resolutions))
+    if "bf16_bound_ms" in record:
+        lines.append(f"{'bf16 bound':<20}" + "".join(
+            f"{record['bf16_bound_ms'][r]:>10.0f}ms {'':>6} {record['bf16_bound_ms'][r] / record['bound_ms'][r]:>6.2f}x"
+            for r in resolutions))
     lines += ["", f"* = the default CPU backend (auto). bound = 2 * MAdds / {record['sgemm_gflops']:.0f} GFLOP/s "
-              "(float32 2048x2048 torch.mm, same threads, same run); vs tv = torchvision LR-ASPP time / this time.",
+              "(float32 2048x2048 torch.mm, same threads, same run); vs tv = torchvision LR-ASPP time / this time."]
+    if "bf16_bound_ms" in record:
+        lines.append(f"bf16 bound = 2 * MAdds / {record['bf16_gemm_gflops']:.0f} GFLOP/s (bfloat16 torch.mm): the "
+                     f"bound of the bfloat16 backend, whose times are {' and '.join(_bf16_ratios(record))} of it.")
+    lines += [
               ("Inputs: trained weights" if record["trained_weights"] else "Inputs: random weights")
               + (" on a photo." if record["photo"] else " on noise.")]
     if not (record["trained_weights"] and record["photo"]):
@@ -248,6 +281,11 @@ def backends_report(record: dict, repeats: int) -> str:
         lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.labelmap "
                      f"{step['label_map']:.0f} ms, labels agree {step['agreement_pct']:.3f}%")
     return "\n".join(lines)
+
+
+def _bf16_ratios(record: dict) -> list[str]:
+    per = record["backends_ms"].get("openvino-bf16", {})
+    return [f"{per[r] / record['bf16_bound_ms'][r]:.2f}x" for r in record["bf16_bound_ms"] if r in per]
 
 
 def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:

@@ -46,6 +46,9 @@ class ModelConfig:
     # BatchNorm running-average momentum for every layer; None keeps torchvision's (0.01 in MobileNetV3, made for
     # long runs: on a few hundred iterations the running statistics would still lag far behind).
     bn_momentum: float | None = None
+    # Zero the last BatchNorm of every residual block, so each block starts as the identity (Goyal et al. 2017,
+    # torchvision ResNet's zero_init_residual): faster training from scratch; off in the paper's recipe.
+    zero_init_residual: bool = False
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -66,6 +69,7 @@ class DataConfig:
     # "tf": x/127.5 - 1 (the authors' scratch models); "imagenet": torchvision mean/std (for pretrained init).
     normalize: str = "tf"
     workers: int = 2
+    color_jitter: bool = True  # photometric jitter of training crops (brightness, contrast, saturation, hue)
 
 
 @dataclass

@@ -47,14 +47,16 @@ class LabelMapModel(nn.Module):
 
 
 def onnx_bytes(model: nn.Module, size: tuple[int, int], labels: bool = False,
-               output_size: tuple[int, int] | None = None, opset: int = OPSET) -> bytes:
+               output_size: tuple[int, int] | None = None, opset: int = OPSET, input_dtype=torch.float32,
+               channels_last_input: bool = False) -> bytes:
     """The ONNX graph of ``model`` (eval mode) for a 1x3xHxW input, as bytes.
 
     Input ``images`` (1, 3, H, W) float32, normalised; output ``logits`` (1, C, H, W) float32, or with
-    ``labels`` the label map ``labels`` (1, H', W') uint8 at ``output_size`` (default: the input size)."""
+    ``labels`` the label map ``labels`` (1, H', W') uint8 at ``output_size`` (default: the input size).
+    ``input_dtype`` / ``channels_last_input`` (1, H, W, 3) are for models that take photos (``PhotoLogits``)."""
     model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
     wrapped = LabelMapModel(model, output_size) if labels else model
-    example = torch.zeros(1, 3, *size)
+    example = torch.zeros((1, *size, 3) if channels_last_input else (1, 3, *size), dtype=input_dtype)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings about Python ints taken from shapes: sizes are fixed

@@ -13,11 +13,14 @@ Backends compute what ``segkit.inference`` computes (normalise; at half resoluti
   ``to_labels`` there.
 - ``"onnxruntime"``: the network up to the head's logits, exported to ONNX once per input size (segkit.export),
   run by ONNX Runtime with all graph optimisations and one intra-op thread per core; then ``label_map``.
-- ``"auto"``: ``"torch"`` on a GPU; on a CPU ``"onnxruntime"``, the fastest measured here by
-  ``python tools/benchmark.py configs/lraspp_large.py --backend all`` (2 cores, lraspp_large, network alone:
-  183 vs 367 ms at 1024x2048 and 41 vs 60 ms at 512x1024; end to end 309 vs 487 ms and 74 vs 90 ms). Its thread
-  pool also degraded far less than PyTorch's OpenMP when other processes shared the cores. Without onnxruntime
-  installed, ``"torch"``.
+- ``"openvino"`` / ``"openvino-bf16"``: OpenVINO's CPU plugin, float32 or bfloat16 (where the CPU has it
+  natively). For photos the graph starts at the uint8 pixels (``PhotoLogits``: normalisation and the half-
+  resolution area resize inside, fused by OpenVINO), then ``label_map``.
+- ``"auto"``: ``"torch"`` on a GPU; on a CPU the fastest measured by ``python tools/benchmark.py --backend all``
+  (2 cores with AVX512-BF16, demo weights on a photo, network alone): ``"openvino-bf16"`` (108 / 26 ms at
+  1024x2048 / 512x1024 vs 191 / 43 ms for ONNX Runtime float32, whose 197 / 44 ms OpenVINO float32 matches),
+  with the synthetic val mIoU unchanged to 0.02 points (``tools/eval.py --backend openvino-bf16``). On CPUs
+  without native bfloat16, ``"onnxruntime"``; without onnxruntime, ``"torch"``.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from segkit.errors import UserError
 from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
 from segkit.labelmap import label_map, resize_stages
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "openvino-bf16")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -103,6 +106,25 @@ class HeadLogits(nn.Module):
         return head_logits(self.model, images)
 
 
+class PhotoLogits(nn.Module):
+    """The whole input side in one graph, for export: uint8 RGB photos (1, H, W, 3) -> normalise -> resize to the
+    network size (``resize_images``: a 2x2 area mean at half resolution) -> head logits. The same operations as
+    ``to_input`` + ``resize_images`` + ``head_logits``, so a runtime can fuse the normalisation into the first
+    convolution and never write a float copy of the photo."""
+
+    def __init__(self, model: nn.Module, normalize: str, network_size: tuple[int, int]):
+        super().__init__()
+        mean, std = mean_std(normalize)
+        self.model = model
+        self.network_size = tuple(network_size)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        images = (photos.permute(0, 3, 1, 2).float() - self.mean) / self.std
+        return head_logits(self.model, resize_images(images, self.network_size))
+
+
 class TorchBackend:
     """``optimize=False`` is the model as trained through ``predict_scores`` + ``to_labels`` (the reference)."""
 
@@ -165,10 +187,84 @@ class OnnxRuntimeBackend:
         return torch.from_numpy(self.session(tuple(images.shape[-2:])).run(None, {"images": images.numpy()})[0])
 
 
+class OpenVinoBackend:
+    """OpenVINO's CPU plugin on the same per-size ONNX graph. ``precision="bf16"`` runs convolutions in bfloat16
+    with float32 accumulation on CPUs that have it natively (AVX512-BF16 or AMX; OpenVINO's own default there):
+    about twice as fast as float32, at the cost of ~0.2 % of label pixels flipping at class borders (measured by
+    ``tools/eval.py --backend openvino-bf16``)."""
+
+    def __init__(self, model: nn.Module, threads: int | None = None, precision: str = "f32"):
+        try:
+            import openvino
+        except ImportError:
+            raise UserError("backend 'openvino' needs the openvino package; pip install openvino, or use "
+                            "--backend onnxruntime.") from None
+        self.core = openvino.Core()
+        if precision == "bf16" and not cpu_has_bf16():
+            raise UserError("this CPU has no native bfloat16 (AVX512-BF16 or AMX), so 'openvino-bf16' would be "
+                            "emulated and slow; use --backend openvino.")
+        self.name = "openvino" if precision == "f32" else f"openvino-{precision}"
+        self.model = copy.deepcopy(model).float().eval()
+        self.settings = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
+                         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
+        self.requests: dict = {}
+
+    def request(self, size: tuple[int, int], photo: tuple | None = None):
+        """The compiled network for normalised images of ``size``, or with ``photo`` = (photo size, normalize)
+        for uint8 photos of that size (``PhotoLogits``)."""
+        key = (size, photo)
+        if key not in self.requests:
+            from segkit.export import onnx_bytes
+
+            if photo is None:
+                graph = onnx_bytes(HeadLogits(self.model), size)
+            else:
+                photo_size, normalize = photo
+                graph = onnx_bytes(PhotoLogits(self.model, normalize, size), photo_size, input_dtype=torch.uint8,
+                                   channels_last_input=True)
+            compiled = self.core.compile_model(self.core.read_model(graph, b""), "CPU", self.settings)
+            self.requests[key] = compiled.create_infer_request()
+        return self.requests[key]
+
+    @torch.inference_mode()
+    def predict_photo(self, photo: np.ndarray, resolution: str, normalize: str) -> torch.Tensor:
+        """Labels (H, W) uint8 of an RGB uint8 photo (H, W, 3): its bytes go straight into the graph."""
+        size = photo.shape[:2]
+        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+        request = self.request(network_size, (tuple(size), normalize))
+        logits = torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(photo)[None]})[0], copy=True))
+        return label_map(logits, resize_stages(network_size, size))
+
+    @torch.inference_mode()
+    def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
+        size = tuple(images.shape[-2:])
+        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+        logits = self.network(resize_images(images, network_size))
+        return label_map(logits, resize_stages(network_size, size))
+
+    def network(self, images: torch.Tensor) -> torch.Tensor:
+        """Head logits of normalised images at the network's input size (a copy: the request reuses its buffer)."""
+        images = images.contiguous()
+        output = self.request(tuple(images.shape[-2:])).infer({0: images.numpy()})[0]
+        return torch.from_numpy(np.array(output, copy=True))
+
+
+def cpu_has_bf16() -> bool:
+    """Whether OpenVINO finds native bfloat16 arithmetic on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        import openvino
+    except ImportError:
+        return False
+    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 def default_backend() -> str:
-    """``"auto"`` resolved: torch on a GPU, else onnxruntime if installed (the fastest measured CPU path)."""
+    """``"auto"`` resolved, the fastest measured path of this machine (``tools/benchmark.py --backend all``):
+    torch on a GPU; on a CPU with native bfloat16 "openvino-bf16", else "onnxruntime" (float32), else torch."""
     if torch.cuda.is_available():
         return "torch"
+    if cpu_has_bf16():
+        return "openvino-bf16"
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
@@ -185,10 +281,12 @@ def make_backend(model: nn.Module, backend: str = "auto", device=None, threads: 
         torch.set_num_threads(threads)
     if backend == "auto":
         backend = "torch" if device not in (None, "cpu") else default_backend()
+    if backend != "torch" and device not in (None, "cpu"):
+        raise UserError(f"backend {backend!r} runs on the CPU here; drop --device {device} or use torch.")
     if backend == "onnxruntime":
-        if device not in (None, "cpu"):
-            raise UserError(f"backend 'onnxruntime' runs on the CPU here; drop --device {device} or use torch.")
         return OnnxRuntimeBackend(model, threads)
+    if backend in ("openvino", "openvino-bf16"):
+        return OpenVinoBackend(model, threads, "bf16" if backend == "openvino-bf16" else "f32")
     return TorchBackend(model, device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
@@ -242,9 +340,13 @@ class Predictor:
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
         start = time.perf_counter()
-        images = to_input(image, self.normalize)
-        middle = time.perf_counter()
-        labels = self.backend(images, resolution).numpy()
+        if hasattr(self.backend, "predict_photo"):  # the backend normalises inside its graph
+            middle = start
+            labels = self.backend.predict_photo(image, resolution, self.normalize).numpy()
+        else:
+            images = to_input(image, self.normalize)
+            middle = time.perf_counter()
+            labels = self.backend(images, resolution).numpy()
         self.last_timing = Timing(1000 * (middle - start), 1000 * (time.perf_counter() - middle))
         return labels
 
@@ -256,4 +358,4 @@ def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.nda
 
 
 __all__ = ["Predictor", "Timing", "BACKENDS", "colorize", "overlay", "fold_batchnorm", "optimize_for_inference",
-           "make_backend", "default_backend", "TorchBackend", "OnnxRuntimeBackend"]
+           "make_backend", "default_backend", "TorchBackend", "OnnxRuntimeBackend", "OpenVinoBackend", "cpu_has_bf16"]

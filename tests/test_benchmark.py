@@ -65,13 +65,24 @@ def test_backends_with_trained_checkpoint_and_photo(tmp_path):
                                  "iteration": 0})
     photo = tmp_path / "photo.png"
     cv2.imwrite(str(photo), np.random.default_rng(0).integers(0, 256, (100, 200, 3), dtype=np.uint8))
-    result = run_tool("--backend", "torch,onnxruntime", "--checkpoint", str(checkpoint), "--image", str(photo),
+    result = run_tool("--backend", "torch,onnxruntime,openvino", "--checkpoint", str(checkpoint), "--image", str(photo),
                       "--resolution", "half", "--repeats", "1", "--json")
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
-    assert record["config"] == "tiny" and set(record["backends_ms"]) >= {"torch", "onnxruntime"}
+    assert record["config"] == "tiny" and set(record["backends_ms"]) >= {"torch", "onnxruntime", "openvino",
+                                                                         "openvino network"}
     mismatch = run_tool(str(ROOT / "configs" / "lraspp_large.py"), "--backend", "torch", "--checkpoint",
                         str(checkpoint), "--resolution", "half", "--repeats", "1")
     assert mismatch.returncode == 2 and "does not fit" in mismatch.stderr
     alone = run_tool("--checkpoint", str(checkpoint))
     assert alone.returncode == 2 and "go with --backend" in alone.stderr
+
+
+def test_all_backends_skip_bf16_without_native_support(monkeypatch):
+    import segkit.predict
+    from segkit.benchmark import BACKENDS, available_backends
+
+    monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: False)
+    assert available_backends() == tuple(name for name in BACKENDS if name != "openvino-bf16")
+    monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: True)
+    assert available_backends() == BACKENDS

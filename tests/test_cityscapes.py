@@ -76,6 +76,15 @@ def test_build_dataset_and_batches(tree):
     assert build_dataset(config, "val")[0]["image"].shape == (3, 64, 128)  # no geometry at evaluation
 
 
+def test_color_jitter_switch(tree):
+    config = DataConfig(root=str(tree), crop_size=(48, 64), scale_range=(1.0, 1.0))
+    names = [type(t).__name__ for t in build_dataset(config, "train", seed=0).transform.transforms]
+    assert "ColorJitter" in names
+    config.color_jitter = False
+    names = [type(t).__name__ for t in build_dataset(config, "train", seed=0).transform.transforms]
+    assert "ColorJitter" not in names and "RandomCrop" in names
+
+
 def test_resolve_data_root(monkeypatch):
     monkeypatch.setenv("CITYSCAPES_DATASET", "/env")
     assert str(resolve_data_root("/cli", "/cfg")) == "/cli"

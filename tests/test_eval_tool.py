@@ -167,3 +167,16 @@ def test_user_error_in_a_subprocess_is_one_line_and_exit_2(workspace, tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "truncated or corrupt" in proc.stderr
     assert not (tmp_path / "e.json").exists()
+
+
+def test_deploy_backend_scores_like_the_model(workspace, tool, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(workspace)
+    common = ["--checkpoint", "runs/new/best.pt", "--workers", "0", "--device", "cpu"]
+    tool.main(common + ["--json", str(tmp_path / "model.json")])
+    tool.main(common + ["--backend", "onnxruntime", "--json", str(tmp_path / "ort.json")])
+    assert "backend: onnxruntime" in capsys.readouterr().out
+    model, ort = (json.loads((tmp_path / name).read_text()) for name in ("model.json", "ort.json"))
+    for resolution in ("full", "half"):
+        assert model[resolution]["pixel_acc"] == pytest.approx(ort[resolution]["pixel_acc"], abs=0.1)
+        assert model[resolution]["miou"] == pytest.approx(ort[resolution]["miou"], abs=0.5)
+    expect_user_error(tool, common + ["--backend", "onnxruntime", "--tta", "flip"], capsys, "--tta")

@@ -62,3 +62,18 @@ def test_bn_momentum_applies_to_every_batchnorm():
     assert momenta == {0.1}
     default = build_model(ModelConfig())
     assert default.backbone.features[1].block[0][1].momentum == 0.01  # torchvision's MobileNetV3 value
+
+
+def test_zero_init_residual_makes_residual_blocks_identity():
+    from segkit.models.blocks import InvertedResidual
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(zero_init_residual=True)).eval()
+    residual = [m for m in model.backbone.modules() if isinstance(m, InvertedResidual) and m.use_residual]
+    assert len(residual) >= 5
+    for block in residual:
+        x = torch.randn(1, block.block[0][0].in_channels, 9, 11)
+        torch.testing.assert_close(block(x), x)
+    plain = build_model(ModelConfig())  # the paper's init: residual branches are live
+    assert all(m.block[-1][1].weight.abs().sum() > 0 for m in plain.backbone.modules()
+               if isinstance(m, InvertedResidual) and m.use_residual)

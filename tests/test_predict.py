@@ -8,7 +8,15 @@ from segkit.engine.checkpoint import save_checkpoint
 from segkit.errors import UserError
 from segkit.inference import predict_scores, to_labels
 from segkit.models import build_model
-from segkit.predict import Predictor, count_batchnorms, optimize_for_inference, overlay
+from segkit.predict import (
+    HeadLogits,
+    Predictor,
+    count_batchnorms,
+    cpu_has_bf16,
+    make_backend,
+    optimize_for_inference,
+    overlay,
+)
 from tests.test_export import realistic
 
 
@@ -44,7 +52,7 @@ def test_optimized_model_equals_eager(backbone):
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
 @pytest.mark.parametrize("resolution, size", [("full", (70, 150)), ("half", (96, 160))])
 def test_predictor_matches_eager_inference(checkpoint, backend, resolution, size):
     path, model, config = checkpoint
@@ -58,9 +66,44 @@ def test_predictor_matches_eager_inference(checkpoint, backend, resolution, size
     assert predictor.last_timing.total_ms > 0
 
 
-def test_auto_backend_is_onnxruntime_on_cpu(checkpoint):
+def test_auto_backend_is_the_fastest_measured(checkpoint, monkeypatch):
+    import segkit.predict
+
     predictor = Predictor.from_checkpoint(checkpoint[0])
-    assert predictor.backend_name == ("torch" if torch.cuda.is_available() else "onnxruntime")
+    expected = "openvino-bf16" if cpu_has_bf16() else "onnxruntime"
+    assert predictor.backend_name == ("torch" if torch.cuda.is_available() else expected)
+    if not torch.cuda.is_available():
+        monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: False)
+        assert Predictor.from_checkpoint(checkpoint[0]).backend_name == "onnxruntime"
+
+
+def test_openvino_float32_network_equals_pytorch(checkpoint):
+    _, model, _ = checkpoint
+    images = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = HeadLogits(model.eval())(images)
+    got = make_backend(model, "openvino").network(images)
+    assert expected.abs().max() > 0.1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
+@pytest.mark.parametrize("resolution", ["full", "half"])
+def test_openvino_bf16_labels_stay_close(checkpoint, resolution):
+    # bfloat16 keeps 8 bits of mantissa: logits move by about 1 % and labels flip only at near-ties
+    path, model, config = checkpoint
+    image = photo(96, 160, seed=2)
+    expected = eager_labels(model, image, config.data.normalize, resolution)
+    labels = Predictor.from_checkpoint(path, backend="openvino-bf16").predict(image, resolution)
+    assert labels.shape == expected.shape and (labels == expected).mean() >= 0.98
+
+
+def test_openvino_bf16_needs_native_bf16(checkpoint, monkeypatch):
+    import segkit.predict
+
+    monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: False)
+    with pytest.raises(UserError, match="no native bfloat16"):
+        make_backend(checkpoint[1], "openvino-bf16")
 
 
 def test_overlay_and_colours(checkpoint):

@@ -8,9 +8,10 @@
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
-1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime and
-torchvision's LR-ASPP MobileNetV3-Large with reduced_tail), interleaved in one run, with the ratio to
-torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured in the same run. With --data: the data
+1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime, openvino,
+openvino-bf16 (where the CPU has native bfloat16) and torchvision's LR-ASPP MobileNetV3-Large with reduced_tail),
+interleaved in one run, with the ratio to torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured
+in the same run (and, for bfloat16, to the bound at the bfloat16 matrix-product speed). With --data: the data
 loader's samples/s (training pipeline at the config's crop) beside the training step's samples/s.
 """
 from __future__ import annotations
@@ -21,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from segkit.benchmark import BACKENDS, backends_report, benchmark_config, compare_backends, data_report, table7_report
+from segkit.benchmark import (BACKENDS, available_backends, backends_report, benchmark_config, compare_backends,
+                              data_report, table7_report)
 from segkit.cli import main_guard
 from segkit.config import load_config
 from segkit.data.cityscapes import read_image
@@ -55,7 +57,7 @@ def parse_args(argv=None):
 
 
 def parse_backends(text: str) -> tuple[str, ...]:
-    names = BACKENDS if text == "all" else tuple(name.strip() for name in text.split(",") if name.strip())
+    names = available_backends() if text == "all" else tuple(name.strip() for name in text.split(",") if name.strip())
     unknown = [name for name in names if name not in BACKENDS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or text!r}; choose all or from "

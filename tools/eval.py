@@ -3,6 +3,7 @@
     python tools/eval.py                                   # newest runs/*/best.pt, its config's data root, val
     python tools/eval.py --checkpoint runs/demo/best.pt --json eval.json --save-dir preds --official
     python tools/eval.py configs/lraspp_small.py --checkpoint ckpt.pt --split test --save-dir submission
+    python tools/eval.py --checkpoint runs/demo/best.pt --backend onnxruntime   # score the deploy path
 
 The checkpoint carries its config; CONFIG (optional) replaces its model section (checked against the weights)
 and names the data root. Data root: --data-root, else the config's data.root, else $CITYSCAPES_DATASET.
@@ -23,6 +24,8 @@ from segkit.engine.evaluator import (RESOLUTIONS, SlidingWindow, evaluate, forma
                                      results_to_json, save_confusion_png, write_json_atomic)
 from segkit.errors import UserError
 from segkit.inference import TTA
+from segkit.predict import BACKENDS as DEPLOY_BACKENDS
+from segkit.predict import make_backend
 
 TRAIN_HINT = "make demo, or python tools/train.py CONFIG --data-root DIR"
 
@@ -43,6 +46,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--workers", type=int, help="data loader workers (default: the config's data.workers)")
     parser.add_argument("--sliding-window", metavar="H,W", help="run the network on H,W tiles (overlap 1/3)")
+    parser.add_argument("--backend", choices=DEPLOY_BACKENDS,
+                        help="score a deploy path of tools/infer.py instead of the PyTorch model as trained "
+                             "(CPU; e.g. onnxruntime), to see what deployment changes")
     return parser.parse_args(argv)
 
 
@@ -78,8 +84,14 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="segkit-eval-") as scratch:
         # --official reads the PNGs back: without --save-dir they go to a scratch folder removed afterwards.
         save_dir = Path(args.save_dir) if args.save_dir else (Path(scratch) if args.official else None)
+        backend = None
+        if args.backend:
+            if device.type != "cpu":
+                raise UserError(f"--backend {args.backend} is a CPU deploy path; add --device cpu.")
+            backend = make_backend(model, args.backend, device="cpu")
+            print(f"backend: {backend.name}")
         results = evaluate(model.to(device), dataset, resolutions, device=device, tta=tta, save_dir=save_dir,
-                           sliding_window=window, workers=workers)
+                           sliding_window=window, workers=workers, backend=backend)
         official = None
         if args.official:
             official = {}

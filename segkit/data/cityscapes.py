@@ -117,7 +117,7 @@ def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike |
     """The dataset a tool needs: training augmentation for ``train`` (default: split == "train"), else none."""
     root = resolve_data_root(data_root, config.root)
     train = (split == "train") if train is None else train
-    transform = train_transform(config, seed=seed) if train else eval_transform(config)
+    transform = train_transform(config, jitter=config.color_jitter, seed=seed) if train else eval_transform(config)
     return CityscapesDataset(root, split, transform=transform, normalize=config.normalize)
 
 

@@ -48,8 +48,9 @@ def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
 def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = None) -> A.Compose:
     """Random scale (config.scale_range, always applied), pad to the crop, random crop, flip, photometric jitter.
 
-    ``jitter=False`` leaves colours untouched (for tests of geometric alignment). ``seed`` makes the sequence
-    reproducible; DataLoader workers are re-seeded by ``segkit.data.cityscapes.worker_init_fn``.
+    ``jitter=False`` (``data.color_jitter``) leaves colours untouched (also for tests of geometric alignment).
+    ``seed`` makes the sequence reproducible; DataLoader workers are re-seeded by
+    ``segkit.data.cityscapes.worker_init_fn``.
     """
     crop_h, crop_w = (int(v) for v in config.crop_size)
     low, high = (float(v) for v in config.scale_range)

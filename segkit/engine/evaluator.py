@@ -87,15 +87,20 @@ class EvalResult:
 
 def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=None, tta: TTA = TTA(),
              save_dir=None, progress: bool = True, sliding_window: SlidingWindow | None = None, workers: int = 2,
-             num_classes: int = NUM_CLASSES) -> dict[str, EvalResult]:
+             num_classes: int = NUM_CLASSES, backend=None) -> dict[str, EvalResult]:
     """Score ``model`` on ``dataset`` at each resolution; ``{resolution: EvalResult}`` in the order given.
 
     ``dataset`` yields dicts like ``CityscapesDataset`` (normalised ``image``, trainId ``label``, ``has_label``,
     ``name``, ``city``). ``device`` defaults to the model's. ``save_dir`` receives one labelIds PNG per image
     and resolution as ``save_dir/<resolution>/CITY/CITY_SEQ_FRAME_leftImg8bit.png``. The model may be in train
     mode (the trainer's periodic validation): it runs in eval mode and its mode is restored.
+    ``backend``: a deploy backend of ``segkit.predict`` (e.g. ONNX Runtime) scored instead of the model's reference
+    prediction, to measure what a deployment loses; it takes no TTA or sliding window and runs on the CPU.
     """
     resolutions = _check_resolutions(resolutions)
+    if backend is not None and (tta != TTA() or sliding_window is not None):
+        raise UserError(f"backend {backend.name!r} predicts single-scale whole images; drop --tta and "
+                        f"--sliding-window, or evaluate the PyTorch model (no --backend).")
     net = _unwrap(model)
     device = torch.device(device) if device is not None else _model_device(net)
     loader = DataLoader(_shard(dataset), batch_size=1, shuffle=False, num_workers=workers,
@@ -113,7 +118,10 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
             has_label = bool(batch["has_label"][0])
             for resolution in resolutions:
                 start = time.perf_counter()
-                prediction = _predict(net, image, resolution, tta, sliding_window)
+                if backend is None:
+                    prediction = _predict(net, image, resolution, tta, sliding_window)
+                else:
+                    prediction = backend(image.cpu(), resolution)[None].to(device, torch.long)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)  # kernels are asynchronous: wait before reading the clock
                 if images > 0 or len(loader) == 1:  # the first image pays for warm-up (allocations, autotuning)

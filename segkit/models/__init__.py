@@ -4,7 +4,7 @@ from __future__ import annotations
 from torch import nn
 
 from segkit.config import ModelConfig
-from segkit.models.blocks import Backbone
+from segkit.models.blocks import Backbone, zero_init_residual
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
 from segkit.models.mobilenetv2 import mobilenet_v2
 from segkit.models.mobilenetv3 import mobilenet_v3
@@ -39,6 +39,8 @@ def build_model(config: ModelConfig) -> Segmentor:
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):
                 module.momentum = config.bn_momentum
+    if config.zero_init_residual:
+        zero_init_residual(model.backbone)
     if config.pretrained:
         from segkit.models.pretrained import load_imagenet
 

@@ -91,6 +91,14 @@ class InvertedResidual(nn.Module):
         return (x + y if self.use_residual else y), depthwise
 
 
+def zero_init_residual(module: nn.Module) -> None:
+    """Zero the projection BatchNorm's scale in every residual bottleneck of ``module``: each block then starts
+    as the identity, so a deep network trains from scratch like a shallow one at first (Goyal et al. 2017)."""
+    for block in module.modules():
+        if isinstance(block, InvertedResidual) and block.use_residual:
+            nn.init.zeros_(block.block[-1][1].weight)
+
+
 class Backbone(nn.Module):
     """A stack of layers (stem, bottlenecks, last conv) that returns the low-level skip and the final features.
 
