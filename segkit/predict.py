@@ -106,6 +106,15 @@ class HeadLogits(nn.Module):
         return head_logits(self.model, images)
 
 
+@torch.inference_mode()
+def network_labels(network, images: torch.Tensor, resolution: str) -> torch.Tensor:
+    """Labels (H, W) uint8 of normalised ``images`` (1, 3, H, W) through ``network`` (images at its input size ->
+    head logits): resize for ``resolution``, network, then ``label_map`` to the images' size."""
+    size = tuple(images.shape[-2:])
+    network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+    return label_map(network(resize_images(images, network_size)), resize_stages(network_size, size))
+
+
 class PhotoLogits(nn.Module):
     """The whole input side in one graph, for export: uint8 RGB photos (1, H, W, 3) -> normalise -> resize to the
     network size (``resize_images``: a 2x2 area mean at half resolution) -> head logits. The same operations as
@@ -140,10 +149,7 @@ class TorchBackend:
         images = images.to(self.device).contiguous(memory_format=self.memory_format)
         if not self.optimize or self.device.type != "cpu":
             return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
-        size = tuple(images.shape[-2:])
-        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-        logits = self.network(resize_images(images, network_size))
-        return label_map(logits, resize_stages(network_size, size))
+        return network_labels(self.network, images, resolution)
 
     @torch.inference_mode()
     def network(self, images: torch.Tensor) -> torch.Tensor:
@@ -174,12 +180,8 @@ class OnnxRuntimeBackend:
             self.sessions[size] = ort_session(onnx_bytes(HeadLogits(self.model), size), self.threads)
         return self.sessions[size]
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
-        size = tuple(images.shape[-2:])
-        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-        logits = self.network(resize_images(images, network_size))
-        return label_map(logits, resize_stages(network_size, size))
+        return network_labels(self.network, images, resolution)
 
     def network(self, images: torch.Tensor) -> torch.Tensor:
         """Head logits of normalised images at the network's input size."""
@@ -235,12 +237,8 @@ class OpenVinoBackend:
         logits = torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(photo)[None]})[0], copy=True))
         return label_map(logits, resize_stages(network_size, size))
 
-    @torch.inference_mode()
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
-        size = tuple(images.shape[-2:])
-        network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-        logits = self.network(resize_images(images, network_size))
-        return label_map(logits, resize_stages(network_size, size))
+        return network_labels(self.network, images, resolution)
 
     def network(self, images: torch.Tensor) -> torch.Tensor:
         """Head logits of normalised images at the network's input size (a copy: the request reuses its buffer)."""

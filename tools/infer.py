@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
 
-    latencies = []
+    latencies, sizes = [], set()
     bar = tqdm(list(zip(paths, output_names(paths))), unit="image", disable=len(paths) < 2, file=sys.stderr)
     for path, name in bar:
         try:
@@ -167,15 +167,18 @@ def main(argv=None) -> int:
         timing = predictor.last_timing
         latencies.append(timing.total_ms)
         save_outputs(out_dir, name, image, labels)
+        first = image.shape not in sizes  # the first of its size pays for warm-up and the graph export
+        sizes.add(image.shape)
         tqdm.write(f"{path}: {image.shape[1]}x{image.shape[0]} in {timing.total_ms:.0f} ms "
-                   f"(network {timing.network_ms:.0f} ms) -> {out_dir / name}_{{color,overlay,labelIds}}.png")
+                   f"(network {timing.network_ms:.0f} ms{', incl. warm-up for this size' if first else ''}) -> "
+                   f"{out_dir / name}_{{color,overlay,labelIds}}.png")
     bar.close()
 
     summary = f"{len(latencies)} of {len(latencies) + len(failures)} inputs segmented"
     if latencies:
         summary += f", median {statistics.median(latencies):.0f} ms per image"
         if len(latencies) > 1:
-            summary += " (the first includes warm-up and, for onnxruntime, the export for its size)"
+            summary += " (the first of each size includes warm-up and, for onnxruntime/openvino, the export)"
     print(summary)
     return 1 if failures else 0
 
