@@ -17,10 +17,10 @@ Backends compute what ``segkit.inference`` computes (normalise; at half resoluti
   natively). For photos the graph starts at the uint8 pixels (``PhotoLogits``: normalisation and the half-
   resolution area resize inside, fused by OpenVINO), then ``label_map``.
 - ``"auto"``: ``"torch"`` on a GPU; on a CPU the fastest measured by ``python tools/benchmark.py --backend all``
-  (2 cores with AVX512-BF16, demo weights on a photo, network alone): ``"openvino-bf16"`` (108 / 26 ms at
-  1024x2048 / 512x1024 vs 191 / 43 ms for ONNX Runtime float32, whose 197 / 44 ms OpenVINO float32 matches),
-  with the synthetic val mIoU unchanged to 0.02 points (``tools/eval.py --backend openvino-bf16``). On CPUs
-  without native bfloat16, ``"onnxruntime"``; without onnxruntime, ``"torch"``.
+  (2 cores with AVX512-BF16, lraspp_large with the demo's weights on a photo, network alone): ``"openvino-bf16"``
+  (101 / 24 ms at 1024x2048 / 512x1024 vs 185 / 40 ms for ONNX Runtime float32 and 191 / 39 ms for OpenVINO
+  float32), with the synthetic val mIoU unchanged to 0.02 points (``tools/eval.py --backend openvino-bf16``).
+  On CPUs without native bfloat16, ``"onnxruntime"``; without onnxruntime, ``"torch"``.
 """
 from __future__ import annotations
 
