@@ -16,14 +16,13 @@ import math
 from dataclasses import dataclass
 
 import torch
-from cityscapesscripts.helpers.labels import labels as _cs_labels
+
+from segkit.data.labels import CATEGORY_NAMES, CATEGORY_OF_CLASS, CLASS_NAMES
 
 # The 19 Cityscapes evaluation classes by trainId, and the official categories (all but "void") they fall in.
-CITYSCAPES_CLASSES = tuple(l.name for l in sorted(_cs_labels, key=lambda l: l.trainId) if 0 <= l.trainId < 255)
-CITYSCAPES_CATEGORIES = {}
-for _label in sorted(_cs_labels, key=lambda l: l.trainId):
-    if 0 <= _label.trainId < 255:
-        CITYSCAPES_CATEGORIES.setdefault(_label.category, []).append(_label.trainId)
+CITYSCAPES_CLASSES = CLASS_NAMES
+CITYSCAPES_CATEGORIES = {name: [int(i) for i in (CATEGORY_OF_CLASS == index).nonzero()[0]]
+                         for index, name in enumerate(CATEGORY_NAMES)}
 
 
 @dataclass

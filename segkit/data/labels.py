@@ -41,31 +41,29 @@ CATEGORY_OF_CLASS = np.array([CATEGORY_NAMES.index(lab.category) for lab in _TRA
 # Official colours of the 19 classes (RGB), and the colour of ignored pixels.
 PALETTE = np.array([lab.color for lab in _TRAIN_LABELS], dtype=np.uint8)
 IGNORE_COLOR = (0, 0, 0)
+_COLOR_TABLE = np.zeros((256, 3), dtype=np.uint8)  # every uint8 value -> RGB: the classes, then black
+_COLOR_TABLE[:NUM_CLASSES] = PALETTE
+_COLOR_TABLE[IGNORE_INDEX] = IGNORE_COLOR
+
+
+def _as_uint8(ids: np.ndarray, outside: int) -> np.ndarray:
+    """``ids`` (any integer dtype) as uint8 table indices; values outside 0..255 are no id at all: ``outside``."""
+    ids = np.asarray(ids)
+    if ids.dtype == np.uint8:
+        return ids
+    return np.where((ids >= 0) & (ids < 256), ids, outside).astype(np.uint8)
 
 
 def to_train_ids(label_ids: np.ndarray) -> np.ndarray:
     """Map a labelIds array (any integer dtype) to trainIds (uint8, 255 = ignore); unknown ids become 255."""
-    label_ids = np.asarray(label_ids)
-    if label_ids.dtype != np.uint8:
-        # Values outside 0..255 are not Cityscapes ids: send them to an id that maps to ignore (0 = unlabeled).
-        label_ids = np.where((label_ids >= 0) & (label_ids < 256), label_ids, 0).astype(np.uint8)
-    return LABEL_TO_TRAIN[label_ids]
+    return LABEL_TO_TRAIN[_as_uint8(label_ids, outside=0)]  # 0 = "unlabeled", which maps to ignore
 
 
 def to_label_ids(train_ids: np.ndarray) -> np.ndarray:
     """Map a trainIds array to labelIds (uint8) for the official evaluator; ignore becomes 0 (unlabeled)."""
-    train_ids = np.asarray(train_ids)
-    if train_ids.dtype != np.uint8:
-        train_ids = np.where((train_ids >= 0) & (train_ids < 256), train_ids, IGNORE_INDEX).astype(np.uint8)
-    return TRAIN_TO_LABEL[train_ids]
+    return TRAIN_TO_LABEL[_as_uint8(train_ids, outside=IGNORE_INDEX)]
 
 
 def colorize(train_ids: np.ndarray) -> np.ndarray:
     """RGB uint8 (H, W, 3) image of a trainIds map in the official colours; ignore (and unknown ids) is black."""
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[:NUM_CLASSES] = PALETTE
-    table[IGNORE_INDEX] = IGNORE_COLOR
-    train_ids = np.asarray(train_ids)
-    if train_ids.dtype != np.uint8:
-        train_ids = np.where((train_ids >= 0) & (train_ids < 256), train_ids, IGNORE_INDEX).astype(np.uint8)
-    return table[train_ids]
+    return _COLOR_TABLE[_as_uint8(train_ids, outside=IGNORE_INDEX)]
