@@ -148,12 +148,7 @@ def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = 
     """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
     ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code.
     ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
-    from segkit.predict import (
-        OnnxRuntimeBackend,
-        OpenVinoBackend,
-        Predictor,
-        TorchBackend,
-    )
+    from segkit.predict import OnnxRuntimeBackend, OpenVinoBackend, Predictor, TorchBackend
 
     model = (model if model is not None else build_model(config.model)).eval()
     normalize = config.data.normalize
@@ -199,11 +194,11 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
             image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         else:
             image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-        for run in runners.values():  # warm-up (and, for onnxruntime, the export for this size)
-            run(image)
         for _ in range(repeats):
             for name, run in runners.items():
-                run(image)  # untimed: the previous backend's thread pool may still be spinning on the cores
+                # Untimed first: the previous backend's thread pool may still be spinning on the cores (and the
+                # first call of all exports the graph for this size).
+                run(image)
                 start = time.perf_counter()
                 run(image)
                 timings[name][resolution].append(1000 * (time.perf_counter() - start))

@@ -25,6 +25,7 @@ Backends compute what ``segkit.inference`` computes (normalise; at half resoluti
 from __future__ import annotations
 
 import copy
+import functools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -247,8 +248,10 @@ class OpenVinoBackend:
         return torch.from_numpy(np.array(output, copy=True))
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
-    """Whether OpenVINO finds native bfloat16 arithmetic on this CPU (AVX512-BF16 or AMX)."""
+    """Whether OpenVINO finds native bfloat16 arithmetic on this CPU (AVX512-BF16 or AMX); asked once, as the
+    answer cannot change within a process and each question starts an OpenVINO core."""
     try:
         import openvino
     except ImportError:
