@@ -36,7 +36,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from segkit.data.labels import colorize
-from segkit.data.transforms import mean_std
+from segkit.data.transforms import image_to_tensor, mean_std
 from segkit.errors import UserError
 from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
 from segkit.labelmap import label_map, resize_stages
@@ -79,12 +79,8 @@ def optimize_for_inference(model: nn.Module, device: str | torch.device = "cpu")
 
 
 def to_input(image: np.ndarray, mode: str) -> torch.Tensor:
-    """RGB uint8 (H, W, 3) -> normalised (1, 3, H, W) float32: ``segkit.data.transforms.image_to_tensor`` computed
-    in torch, in place on one buffer (the same float32 operations, so the same values; half the time of numpy's)."""
-    mean, std = mean_std(mode)
-    images = torch.from_numpy(image).permute(2, 0, 1).float()
-    images.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
-    return images[None]
+    """RGB uint8 (H, W, 3) -> normalised (1, 3, H, W) float32, as the data set normalises its images."""
+    return image_to_tensor(image, mode)[None]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -154,11 +154,3 @@ def test_label_map_equals_dense_upsample_and_max(network, image, kind, monkeypat
     # also what segkit.inference computes (upsample inside the segmentor, then to the image)
     reference = torch.nn.functional.interpolate(logits, network, mode="bilinear", align_corners=True)
     assert (to_labels(torch.nn.functional.interpolate(reference, image, mode="bilinear"))[0] == expected).all()
-
-
-@pytest.mark.parametrize("mode", ["tf", "imagenet"])
-def test_to_input_equals_image_to_tensor(mode):
-    from segkit.predict import to_input
-
-    image = photo(33, 47)
-    assert torch.equal(to_input(image, mode), image_to_tensor(image, mode)[None])

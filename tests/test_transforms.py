@@ -2,6 +2,7 @@ import albumentations as A
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from segkit.config import DataConfig
 from segkit.data.labels import PALETTE
@@ -100,3 +101,13 @@ def test_bad_transform_config():
         train_transform(DataConfig(scale_range=(2.0, 0.5)))
     with pytest.raises(UserError, match="crop_size"):
         train_transform(DataConfig(crop_size=(0, 10)))
+
+
+@pytest.mark.parametrize("mode", ["tf", "imagenet"])
+def test_image_to_tensor_equals_numpy_normalize(mode):
+    # computed in torch in place, it must give exactly the float32 values of the numpy definition; a flipped
+    # (negative-stride) view, as augmentations may return, must work too
+    image = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
+    for view in (image, image[:, ::-1]):
+        expected = torch.from_numpy(normalize(view, mode).transpose(2, 0, 1).copy())
+        assert torch.equal(image_to_tensor(view, mode), expected)

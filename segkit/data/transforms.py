@@ -41,8 +41,12 @@ def denormalize(image: np.ndarray, mode: str) -> np.ndarray:
 
 
 def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
-    """uint8 RGB (H, W, 3) -> normalised float32 tensor (3, H, W)."""
-    return torch.from_numpy(np.ascontiguousarray(normalize(image, mode).transpose(2, 0, 1)))
+    """uint8 RGB (H, W, 3) -> normalised float32 tensor (3, H, W): ``normalize`` computed in torch, in place on
+    one buffer (the same float32 operations, so the same values, in half the time of numpy's). The tensor keeps
+    the photo's interleaved layout (channels_last strides), which oneDNN convolutions read without a reorder."""
+    mean, std = mean_std(mode)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
+    return tensor.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
 
 
 def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = None) -> A.Compose:
