@@ -178,6 +178,7 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     ``model``: trained weights instead of random ones; ``photo``: an RGB image (resized to each resolution)
     instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
     label map's worst case)."""
+    from segkit.inference import pad_to_grid
     from segkit.predict import default_backend, to_input
 
     record = benchmark_config(config, resolutions=resolutions, latency=False)
@@ -186,7 +187,8 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     for name, predictor in predictors.items():
         runners[name] = lambda image, p=predictor: p.predict(image)
         if name not in ("torch-eager", "torchvision"):
-            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(to_input(image, p.normalize))
+            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(
+                pad_to_grid(to_input(image, p.normalize), p.backend.stride))
     timings = {name: {res: [] for res in resolutions} for name in runners}
     for resolution in resolutions:
         height, width = RESOLUTIONS[resolution]
@@ -291,27 +293,29 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
 
     from segkit.data.labels import to_train_ids
     from segkit.data.synthetic import generate_scene
-    from segkit.labelmap import dense_label_map, label_map, resize_stages
+    from segkit.inference import grid_size
+    from segkit.labelmap import dense_label_map, label_map, resize_steps
 
     result = {}
     for name in ("full", "half"):
         _, label_ids = generate_scene(*RESOLUTIONS[name], np.random.default_rng(0))
         network = RESOLUTIONS[name]
-        low = (network[0] // 8, network[1] // 8)
+        padded = grid_size(network, 16)  # the network input on the pixel grid of output stride 16
+        low = ((padded[0] - 1) // 8 + 1, (padded[1] - 1) // 8 + 1)
         train_ids = torch.from_numpy(to_train_ids(label_ids)).long()
         train_ids = F.interpolate(train_ids[None, None].float(), size=low, mode="nearest")[0, 0].long()
         train_ids[train_ids >= num_classes] = 0
         generator = torch.Generator().manual_seed(0)
         logits = 4 * F.one_hot(train_ids, num_classes).permute(2, 0, 1)[None].float().contiguous()
         logits += torch.randn(logits.shape, generator=generator)
-        stages = resize_stages(network, network)
+        steps = resize_steps(network, network, padded)
         timings = {"dense": [], "label_map": []}
         for _ in range(repeats + 1):
             for key, fn in (("dense", dense_label_map), ("label_map", label_map)):
                 start = time.perf_counter()
-                fn(logits, stages)
+                fn(logits, steps)
                 timings[key].append(1000 * (time.perf_counter() - start))
-        dense, fast = dense_label_map(logits, stages), label_map(logits, stages)
+        dense, fast = dense_label_map(logits, steps), label_map(logits, steps)
         result[name] = {key: round(statistics.median(t[1:]), 1) for key, t in timings.items()}
         result[name]["agreement_pct"] = round(100 * (dense == fast).double().mean().item(), 4)
     return result

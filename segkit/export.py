@@ -2,7 +2,10 @@
 
 One graph per input size: LR-ASPP's gate pool clips its kernel to the feature map (49x49 at 1024x2048, global
 along an axis at smaller sizes), so the kernel is a static value of the traced size. A fixed-size graph is also
-what lets ONNX Runtime fold every shape computation and pick the fastest kernels.
+what lets ONNX Runtime fold every shape computation and pick the fastest kernels. The exported graph takes images
+of the photo's size and follows segkit's pixel grid inside (``segkit.inference.predict_logits``: pad to
+k * output_stride + 1, network, align_corners upsample to the padded size, crop), so its logits and labels are
+those of ``tools/eval.py`` for that size.
 
 Exporter: the TorchScript exporter (``dynamo=False``). On these models both exporters give the same ops and the
 same ONNX Runtime latency after graph optimisation, but the TorchScript one exports in about a second instead of
@@ -23,25 +26,28 @@ from torch import nn
 
 from segkit.errors import UserError
 from segkit.fileio import atomic_write_bytes
+from segkit.inference import predict_logits
 
 OPSET = 17
 
 
-class LabelMapModel(nn.Module):
-    """Segmentor + bilinear upsample to ``output_size`` + per-pixel class: images -> labels (N, H, W) uint8.
+class GridLogits(nn.Module):
+    """Images of any size -> logits at that size on the model's pixel grid (``predict_logits``), optionally
+    upsampled to ``output_size`` (the original image size at half resolution) and reduced to the label map
+    (N, H, W) uint8: the computation of ``segkit.inference.predict_scores`` (+ ``to_labels``) without TTA."""
 
-    The same computation as ``segkit.inference.predict_scores`` + ``to_labels`` without TTA, so that an exported
-    label graph and the PyTorch path agree (``output_size`` is the original image size at half resolution)."""
-
-    def __init__(self, model: nn.Module, output_size: tuple[int, int] | None = None):
+    def __init__(self, model: nn.Module, labels: bool = False, output_size: tuple[int, int] | None = None):
         super().__init__()
         self.model = model
+        self.labels = labels
         self.output_size = output_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.model(images)
+        logits = predict_logits(self.model, images)
         if self.output_size is not None and tuple(logits.shape[-2:]) != tuple(self.output_size):
             logits = F.interpolate(logits, size=self.output_size, mode="bilinear", align_corners=False)
+        if not self.labels:
+            return logits
         # ArgMax; torch's max(1).indices exports to the same ONNX op (first index on ties in both).
         return logits.argmax(dim=1).to(torch.uint8)
 
@@ -49,13 +55,14 @@ class LabelMapModel(nn.Module):
 def onnx_bytes(model: nn.Module, size: tuple[int, int], labels: bool = False,
                output_size: tuple[int, int] | None = None, opset: int = OPSET, input_dtype=torch.float32,
                channels_last_input: bool = False) -> bytes:
-    """The ONNX graph of ``model`` (eval mode) for a 1x3xHxW input, as bytes.
+    """The ONNX graph of ``model`` (eval mode) for a 1x3xHxW input, as bytes: the module as it is (e.g. the
+    head logits of ``segkit.predict.HeadLogits``), or with ``labels`` the label map of ``GridLogits``.
 
-    Input ``images`` (1, 3, H, W) float32, normalised; output ``logits`` (1, C, H, W) float32, or with
-    ``labels`` the label map ``labels`` (1, H', W') uint8 at ``output_size`` (default: the input size).
+    Input ``images`` (1, 3, H, W) float32, normalised; output ``logits`` (the module's), or with ``labels`` the
+    label map ``labels`` (1, H', W') uint8 at ``output_size`` (default: the input size).
     ``input_dtype`` / ``channels_last_input`` (1, H, W, 3) are for models that take photos (``PhotoLogits``)."""
     model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
-    wrapped = LabelMapModel(model, output_size) if labels else model
+    wrapped = GridLogits(model, labels=True, output_size=output_size) if labels else model
     example = torch.zeros((1, *size, 3) if channels_last_input else (1, 3, *size), dtype=input_dtype)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -99,10 +106,11 @@ class Parity:
 @torch.inference_mode()
 def check_parity(model: nn.Module, size: tuple[int, int], logits_session, labels_session=None,
                  seed: int = 0) -> Parity:
-    """Compare ``logits_session`` (and ``labels_session``, if given) with eager PyTorch at ``size``."""
+    """Compare ``logits_session`` (and ``labels_session``, if given) with eager PyTorch at ``size``
+    (``predict_logits``: the pixel grid, as the exported graphs)."""
     generator = torch.Generator().manual_seed(seed)
     images = torch.randn(1, 3, *size, generator=generator)
-    expected = model.eval()(images)
+    expected = predict_logits(model.eval(), images)
     logits = torch.from_numpy(logits_session.run(None, {"images": images.numpy()})[0])
     expected_labels = expected.max(dim=1).indices
     session_labels = logits.max(dim=1).indices if labels_session is None else torch.from_numpy(
@@ -120,7 +128,7 @@ def export_onnx(model: nn.Module, path, size: tuple[int, int], labels: bool = Fa
     if opset < 17:
         raise UserError(f"ONNX opset {opset} is too old; use 17 or newer.")
     path = Path(path)
-    logits_graph = onnx_bytes(model, size, labels=False, opset=opset)
+    logits_graph = onnx_bytes(GridLogits(model), size, labels=False, opset=opset)
     graph = onnx_bytes(model, size, labels=True, opset=opset) if labels else logits_graph
     parity = check_parity(model, size, ort_session(logits_graph), ort_session(graph) if labels else None)
     _atomic_write(path, graph)

@@ -1,8 +1,17 @@
-"""Running a segmentor on whole images: full or half resolution, test-time augmentation, label maps.
+"""Running a segmentor on whole images: the pixel grid, full or half resolution, test-time augmentation.
 
-One place for what evaluation, inference and benchmarks share, so that they measure the same thing: half
-resolution = the normalised image area-downsampled by 2 (1024x2048 -> 512x1024), the network run there, and its
-logits bilinearly upsampled to the original size.
+One place for what evaluation, inference and benchmarks share, so that they measure the same thing.
+
+The pixel grid (deeplab's eval geometry, ../shared/TF_REFERENCE.md §9): the authors' resizes are all
+align_corners=True, which puts cell i of a stride-s map on input pixel s*i -- exact only when the input has
+k*s + 1 pixels. So a prediction pads the image bottom/right to the next size of the form k * output_stride + 1
+(``grid_size``: 1024x2048 -> 1025x2049, 512x1024 -> 513x1025, 375x500 -> 385x513 at OS16) with 0 after
+normalisation (the mean pixel: 127.5 for the TF models), runs the network there, upsamples its logits
+(align_corners) to the padded size and crops the image's own pixels (``predict_logits``). Every strided conv then
+sees odd sizes, where TF's SAME padding is symmetric.
+
+Half resolution = the normalised image area-downsampled by 2 (1024x2048 -> 512x1024), predicted on the grid there,
+and its logits bilinearly upsampled (half-pixel centres, the geometry of the 2x2 area mean) to the original size.
 """
 from __future__ import annotations
 
@@ -13,6 +22,41 @@ import torch.nn.functional as F
 from torch import nn
 
 RESOLUTION_SCALES = {"full": 1.0, "half": 0.5}
+
+
+def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
+    """The smallest size >= ``size`` of the form k * stride + 1 on both axes (the model's pixel grid)."""
+    return tuple(-(-(n - 1) // stride) * stride + 1 for n in size)
+
+
+def grid_stride(model) -> int:
+    """The pixel-grid stride of ``model``: a Segmentor's output stride; 1 (no padding) for plain modules."""
+    return int(getattr(model, "output_stride", 1))
+
+
+def pad_to_grid(images: torch.Tensor, stride: int) -> torch.Tensor:
+    """Pad normalised images (N, C, H, W) bottom/right with 0 (the mean pixel) to ``grid_size``."""
+    height, width = (int(n) for n in images.shape[-2:])  # int(): constants, not shape ops, in traced exports
+    padded_h, padded_w = grid_size((height, width), stride)
+    if (padded_h, padded_w) == (height, width):
+        return images
+    return F.pad(images, (0, padded_w - width, 0, padded_h - height))
+
+
+def network_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The model's logits before its final upsampling (``Segmentor.logits``); a plain module's output."""
+    return model.logits(images) if hasattr(model, "logits") else model(images)
+
+
+def predict_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits (N, C, H, W) of normalised ``images`` on the model's pixel grid: pad, run, upsample to the padded
+    size with align_corners (the TF resize), crop the image's pixels."""
+    height, width = (int(n) for n in images.shape[-2:])
+    padded = pad_to_grid(images, grid_stride(model))
+    logits = network_logits(model, padded)
+    if tuple(logits.shape[-2:]) != tuple(padded.shape[-2:]):
+        logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=True)
+    return logits[..., :height, :width]
 
 
 def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -30,6 +74,8 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Logits of a resized image back to the image's size: half-pixel centres (align_corners=False), the
+    geometry of ``resize_images``."""
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
     return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
@@ -71,17 +117,17 @@ def predict_scores(model: nn.Module, images: torch.Tensor, resolution: str = "fu
     """Class scores (N, C, H, W) at the input size: logits without TTA, averaged softmax probabilities with it.
 
     ``images`` are normalised (N, 3, H, W); the network runs at ``RESOLUTION_SCALES[resolution]`` times the size
-    (times each TTA scale)."""
+    (times each TTA scale), each view on the pixel grid (``predict_logits``)."""
     size = tuple(images.shape[-2:])
     base = RESOLUTION_SCALES[resolution]
     if tta.is_identity:
-        return upsample_logits(model(resize_images(images, scaled_size(size, base))), size)
+        return upsample_logits(predict_logits(model, resize_images(images, scaled_size(size, base))), size)
     total = None
     for scale in tta.scales:
         scaled = resize_images(images, scaled_size(size, base * scale))
         views = [scaled, scaled.flip(-1)] if tta.flip else [scaled]
         for index, view in enumerate(views):
-            logits = model(view)
+            logits = predict_logits(model, view)
             if index == 1:
                 logits = logits.flip(-1)
             probs = upsample_logits(logits, size).softmax(dim=1)

@@ -25,16 +25,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# A stage: (output size, align_corners). The segmentor's own upsample is align_corners=True (TF), the
-# evaluation upsample to the image size is align_corners=False (segkit.inference.upsample_logits).
-Stage = tuple[tuple[int, int], bool]
+# The path from head logits to the label map, step by step, each a (kind, (height, width)):
+#   "corners": bilinear resize with align_corners=True (TF's resize: logits to the padded network input),
+#   "crop":    keep the first rows and columns (the image's own pixels inside the padded grid),
+#   "centers": bilinear resize with align_corners=False (segkit.inference.upsample_logits: from half resolution).
+ResizeStep = tuple[str, tuple[int, int]]
 MAX_MIXED = 0.25  # fraction of mixed windows above which the dense path is cheaper (measured on 2 cores)
 
 
-def interpolation_matrix(n_in: int, n_out: int, align_corners: bool) -> torch.Tensor:
-    """The (n_out, n_in) matrix of 1D linear interpolation, as ``F.interpolate(mode="bilinear")`` computes it."""
+def interpolation_matrix(n_in: int, n_out: int, kind: str) -> torch.Tensor:
+    """The (n_out, n_in) matrix of one ``ResizeStep`` along an axis, as ``F.interpolate(mode="bilinear")``
+    computes it (or the crop's selection)."""
+    if kind == "crop":
+        return torch.eye(n_in, dtype=torch.float64)[:n_out]
     out = torch.arange(n_out, dtype=torch.float64)
-    if align_corners:
+    if kind == "corners":
         source = out * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(out)
     else:
         source = ((out + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
@@ -61,10 +66,10 @@ class AxisPlan:
 
 
 @functools.lru_cache(maxsize=16)
-def axis_plan(n_in: int, stages: tuple[tuple[int, bool], ...]) -> AxisPlan:
+def axis_plan(n_in: int, steps: tuple[tuple[str, int], ...]) -> AxisPlan:
     matrix = torch.eye(n_in, dtype=torch.float64)
-    for n_out, align_corners in stages:
-        matrix = interpolation_matrix(matrix.shape[0], n_out, align_corners) @ matrix
+    for kind, n_out in steps:
+        matrix = interpolation_matrix(matrix.shape[0], n_out, kind) @ matrix
     nonzero = matrix > 0
     start = nonzero.float().argmax(dim=1)
     span = n_in - nonzero.flip(1).float().argmax(dim=1) - start
@@ -80,29 +85,36 @@ def axis_plan(n_in: int, stages: tuple[tuple[int, bool], ...]) -> AxisPlan:
     return AxisPlan(k, start, span, weights, groups)
 
 
-def resize_stages(network_size: tuple[int, int], image_size: tuple[int, int]) -> list[Stage]:
-    """The resizes between head logits and the image's label map: the segmentor's to its input (TF's
-    align_corners=True, segkit.models.heads.resize), then ``segkit.inference.upsample_logits`` to the image."""
-    stages = [(tuple(network_size), True)]
+def resize_steps(network_size: tuple[int, int], image_size: tuple[int, int], padded_size: tuple[int, int]) \
+        -> list[ResizeStep]:
+    """The steps between head logits and the image's label map (segkit.inference.predict_scores): upsample to the
+    padded network input (TF's align_corners), crop the network input's own pixels, then, at half resolution,
+    upsample to the image (half-pixel centres)."""
+    steps = [("corners", tuple(padded_size))]
+    if tuple(network_size) != tuple(padded_size):
+        steps.append(("crop", tuple(network_size)))
     if tuple(image_size) != tuple(network_size):
-        stages.append((tuple(image_size), False))
-    return stages
+        steps.append(("centers", tuple(image_size)))
+    return steps
 
 
-def dense_label_map(logits: torch.Tensor, stages: list[Stage]) -> torch.Tensor:
-    """The reference: every resize at full size, then ``max(1).indices`` (segkit.inference.to_labels)."""
-    for size, align_corners in stages:
-        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=align_corners)
+def dense_label_map(logits: torch.Tensor, steps: list[ResizeStep]) -> torch.Tensor:
+    """The reference: every step at full size, then ``max(1).indices`` (segkit.inference.to_labels)."""
+    for kind, size in steps:
+        if kind == "crop":
+            logits = logits[..., : size[0], : size[1]]
+        else:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=kind == "corners")
     return logits.max(dim=1).indices[0].to(torch.uint8)
 
 
-def label_map(logits: torch.Tensor, stages: list[Stage], block_batch: int = 256) -> torch.Tensor:
-    """Labels (H, W) uint8 of ``logits`` (1, C, h, w) bilinearly resized through ``stages`` (last = output size)."""
+def label_map(logits: torch.Tensor, steps: list[ResizeStep], block_batch: int = 256) -> torch.Tensor:
+    """Labels (H, W) uint8 of ``logits`` (1, C, h, w) taken through ``steps`` (the last gives the output size)."""
     source = logits = logits.float().contiguous()  # channels_last logits would make the dense path 4x slower
     logits = logits[0]
     _, h, w = logits.shape
-    y = axis_plan(h, tuple((size[0], ac) for size, ac in stages))
-    x = axis_plan(w, tuple((size[1], ac) for size, ac in stages))
+    y = axis_plan(h, tuple((kind, size[0]) for kind, size in steps))
+    x = axis_plan(w, tuple((kind, size[1]) for kind, size in steps))
     # Replicate the last rows/columns so every window is whole (the extra cells have weight 0).
     logits = F.pad(logits[None], (0, x.k - 1, 0, y.k - 1), mode="replicate")[0]
     low = logits.max(dim=0).indices.to(torch.uint8)  # (h + ky - 1, w + kx - 1)
@@ -122,7 +134,7 @@ def label_map(logits: torch.Tensor, stages: list[Stage], block_batch: int = 256)
     if len(mixed) == 0:
         return labels
     if len(mixed) > MAX_MIXED * window_same.numel():
-        return dense_label_map(source, stages)
+        return dense_label_map(source, steps)
     mixed = torch.stack([row_ids[mixed[:, 0]], col_ids[mixed[:, 1]]], dim=1)
     with single_thread():
         return _interpolate_mixed(logits, labels, mixed, y, x, w, block_batch)

@@ -5,7 +5,8 @@
     Image.fromarray(overlay(image, labels))
 
 Backends compute what ``segkit.inference`` computes (normalise; at half resolution area-downsample with
-``resize_images``; network; bilinear upsample of the logits to the image size; per-pixel max), and differ in how:
+``resize_images``; pad to the model's pixel grid; network; upsample the logits to the padded size, crop, and at
+half resolution upsample to the image size; per-pixel max), and differ in how:
 
 - ``"torch"``: the model with BatchNorm folded into the convolutions, channels_last, inference mode; on a CPU the
   label map comes from the head's 1/8 logits by ``segkit.labelmap.label_map`` (exact interpolation only where
@@ -36,10 +37,12 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from segkit.data.labels import colorize
-from segkit.data.transforms import image_to_tensor, mean_std
+from segkit.data.transforms import image_to_tensor, scale_offset
 from segkit.errors import UserError
-from segkit.inference import RESOLUTION_SCALES, predict_scores, resize_images, scaled_size, to_labels
-from segkit.labelmap import label_map, resize_stages
+from segkit.inference import (RESOLUTION_SCALES, grid_size, grid_stride, pad_to_grid, predict_scores, resize_images,
+                              scaled_size, to_labels)
+from segkit.labelmap import label_map, resize_steps
+from segkit.models import load_model
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "openvino-bf16")
 
@@ -87,48 +90,45 @@ def to_input(image: np.ndarray, mode: str) -> torch.Tensor:
 # Backends: normalised images (1, 3, H, W) + resolution -> labels (H, W) uint8
 
 
-def head_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """The segmentor's logits before its final upsample (1/8 of the input with the LR-ASPP skip)."""
-    return model.head(model.backbone(images))
-
-
 class HeadLogits(nn.Module):
-    """``head_logits`` as a module, for export."""
+    """``Segmentor.logits`` as the module to export: normalised images on the pixel grid -> head logits."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return head_logits(self.model, images)
+        return self.model.logits(images)
 
 
 @torch.inference_mode()
-def network_labels(network, images: torch.Tensor, resolution: str) -> torch.Tensor:
-    """Labels (H, W) uint8 of normalised ``images`` (1, 3, H, W) through ``network`` (images at its input size ->
-    head logits): resize for ``resolution``, network, then ``label_map`` to the images' size."""
+def network_labels(network, images: torch.Tensor, resolution: str, stride: int) -> torch.Tensor:
+    """Labels (H, W) uint8 of normalised ``images`` (1, 3, H, W) through ``network`` (images on the pixel grid of
+    ``stride`` -> head logits): resize for ``resolution``, pad to the grid, network, then ``label_map``."""
     size = tuple(images.shape[-2:])
     network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
-    return label_map(network(resize_images(images, network_size)), resize_stages(network_size, size))
+    padded = pad_to_grid(resize_images(images, network_size), stride)
+    return label_map(network(padded), resize_steps(network_size, size, padded.shape[-2:]))
 
 
 class PhotoLogits(nn.Module):
     """The whole input side in one graph, for export: uint8 RGB photos (1, H, W, 3) -> normalise -> resize to the
-    network size (``resize_images``: a 2x2 area mean at half resolution) -> head logits. The same operations as
-    ``to_input`` + ``resize_images`` + ``head_logits``, so a runtime can fuse the normalisation into the first
-    convolution and never write a float copy of the photo."""
+    network size (``resize_images``: a 2x2 area mean at half resolution) -> pad to the pixel grid -> head logits.
+    The same operations as ``to_input`` + ``network_labels`` up to the logits, so a runtime can fuse the
+    normalisation into the first convolution and never write a float copy of the photo."""
 
     def __init__(self, model: nn.Module, normalize: str, network_size: tuple[int, int]):
         super().__init__()
-        mean, std = mean_std(normalize)
+        scale, offset = scale_offset(normalize)
         self.model = model
         self.network_size = tuple(network_size)
-        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.register_buffer("scale", torch.from_numpy(scale).view(1, 3, 1, 1))
+        self.register_buffer("offset", torch.from_numpy(offset).view(1, 3, 1, 1))
 
     def forward(self, photos: torch.Tensor) -> torch.Tensor:
-        images = (photos.permute(0, 3, 1, 2).float() - self.mean) / self.std
-        return head_logits(self.model, resize_images(images, self.network_size))
+        images = photos.permute(0, 3, 1, 2).float() * self.scale - self.offset  # as image_to_tensor
+        images = pad_to_grid(resize_images(images, self.network_size), grid_stride(self.model))
+        return self.model.logits(images)
 
 
 class TorchBackend:
@@ -140,18 +140,19 @@ class TorchBackend:
         self.name = "torch" if optimize else "torch-eager"
         self.model = optimize_for_inference(model, self.device) if optimize else model.eval().to(self.device)
         self.memory_format = torch.channels_last if optimize else torch.contiguous_format
+        self.stride = grid_stride(model)
 
     @torch.inference_mode()
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
         images = images.to(self.device).contiguous(memory_format=self.memory_format)
         if not self.optimize or self.device.type != "cpu":
             return to_labels(predict_scores(self.model, images, resolution))[0].cpu()
-        return network_labels(self.network, images, resolution)
+        return network_labels(self.network, images, resolution, self.stride)
 
     @torch.inference_mode()
     def network(self, images: torch.Tensor) -> torch.Tensor:
-        """Head logits of normalised images at the network's input size (the optimised model)."""
-        return head_logits(self.model, images.to(self.device).contiguous(memory_format=self.memory_format))
+        """Head logits of normalised images on the pixel grid (the optimised model)."""
+        return self.model.logits(images.to(self.device).contiguous(memory_format=self.memory_format))
 
 
 class OnnxRuntimeBackend:
@@ -168,6 +169,7 @@ class OnnxRuntimeBackend:
                             "--backend torch.") from None
         self.model = copy.deepcopy(model).float().eval()
         self.threads = threads
+        self.stride = grid_stride(model)
         self.sessions: dict = {}
 
     def session(self, size: tuple[int, int]):
@@ -178,10 +180,10 @@ class OnnxRuntimeBackend:
         return self.sessions[size]
 
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
-        return network_labels(self.network, images, resolution)
+        return network_labels(self.network, images, resolution, self.stride)
 
     def network(self, images: torch.Tensor) -> torch.Tensor:
-        """Head logits of normalised images at the network's input size."""
+        """Head logits of normalised images on the pixel grid."""
         images = images.contiguous()
         return torch.from_numpy(self.session(tuple(images.shape[-2:])).run(None, {"images": images.numpy()})[0])
 
@@ -204,13 +206,14 @@ class OpenVinoBackend:
                             "emulated and slow; use --backend openvino.")
         self.name = "openvino" if precision == "f32" else f"openvino-{precision}"
         self.model = copy.deepcopy(model).float().eval()
+        self.stride = grid_stride(model)
         self.settings = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                          "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
         self.requests: dict = {}
 
     def request(self, size: tuple[int, int], photo: tuple | None = None):
-        """The compiled network for normalised images of ``size``, or with ``photo`` = (photo size, normalize)
-        for uint8 photos of that size (``PhotoLogits``)."""
+        """The compiled network for normalised images of ``size`` (on the pixel grid), or with ``photo`` =
+        (photo size, normalize) for uint8 photos of that size resized to ``size`` (``PhotoLogits``)."""
         key = (size, photo)
         if key not in self.requests:
             from segkit.export import onnx_bytes
@@ -232,13 +235,13 @@ class OpenVinoBackend:
         network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
         request = self.request(network_size, (tuple(size), normalize))
         logits = torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(photo)[None]})[0], copy=True))
-        return label_map(logits, resize_stages(network_size, size))
+        return label_map(logits, resize_steps(network_size, size, grid_size(network_size, self.stride)))
 
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
-        return network_labels(self.network, images, resolution)
+        return network_labels(self.network, images, resolution, self.stride)
 
     def network(self, images: torch.Tensor) -> torch.Tensor:
-        """Head logits of normalised images at the network's input size (a copy: the request reuses its buffer)."""
+        """Head logits of normalised images on the pixel grid (a copy: the request reuses its buffer)."""
         images = images.contiguous()
         output = self.request(tuple(images.shape[-2:])).infer({0: images.numpy()})[0]
         return torch.from_numpy(np.array(output, copy=True))
@@ -320,8 +323,6 @@ class Predictor:
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None) -> "Predictor":
-        from segkit.engine.checkpoint import load_model
-
         model, config, _ = load_model(path)
         return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path))
 

@@ -8,7 +8,7 @@ import torch
 
 from segkit.config import Config, ModelConfig
 from segkit.engine.checkpoint import save_checkpoint
-from segkit.export import check_parity, export_onnx, onnx_bytes, ort_session
+from segkit.export import GridLogits, check_parity, export_onnx, onnx_bytes, ort_session
 from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,11 +37,11 @@ def gate_pools(graph_bytes):
 
 
 @pytest.mark.parametrize("size, kernel", [
-    ((64, 96), [4, 6]),  # features 4x6: the 49x49 kernel clips to the map (global pooling)
-    ((784, 800), [49, 49]),  # features 49x50: the paper's 49x49 gate, stride (4, 5)
+    ((64, 96), [5, 7]),  # padded to 65x97, features 5x7: the 49x49 kernel clips to the map (global pooling)
+    ((784, 800), [49, 49]),  # padded to 785x801, features 50x51: the paper's 49x49 gate, stride (4, 5)
 ])
 def test_onnxruntime_matches_pytorch(small_model, size, kernel):
-    graph = onnx_bytes(small_model, size)
+    graph = onnx_bytes(GridLogits(small_model), size)
     assert onnx.load_from_string(graph).opset_import[0].version >= 17
     (pool,) = gate_pools(graph)
     assert list(onnx.helper.get_attribute_value(a) for a in pool.attribute if a.name == "kernel_shape") == [kernel]

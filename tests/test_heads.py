@@ -52,11 +52,11 @@ def test_lraspp_gate_is_a_multiplicative_hard_sigmoid():
     head = LRASPP(40, 96, 3, channels=8, pool_kernel=None, skip=False).eval()
     with torch.no_grad():
         head.scale[1].weight.zero_()
-        head.scale[1].bias.fill_(3.0)  # hard-sigmoid(3) = 1: the gate passes the branch through
+        head.scale[1].bias.fill_(3.0)  # saturated: TF's gate relu6(x + 3) * 0.16667 passes 1.00002 x the branch
         x = features(batch=1)
-        expected = head.high_classifier(head.cbr(x["high"]))
+        expected = head.high_classifier(head.cbr(x["high"]) * 1.00002)
         torch.testing.assert_close(head(x), expected)
-        head.scale[1].bias.fill_(-3.0)  # hard-sigmoid(-3) = 0: only the classifier bias is left
+        head.scale[1].bias.fill_(-3.0)  # relu6(0) = 0: only the classifier bias is left
         torch.testing.assert_close(head(x), head.high_classifier.bias.view(1, 3, 1, 1).expand_as(expected))
 
 

@@ -89,13 +89,19 @@ def test_openvino_float32_network_equals_pytorch(checkpoint):
 
 @pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bfloat16")
 @pytest.mark.parametrize("resolution", ["full", "half"])
-def test_openvino_bf16_labels_stay_close(checkpoint, resolution):
-    # bfloat16 keeps 8 bits of mantissa: logits move by about 1 % and labels flip only at near-ties
+def test_openvino_bf16_labels_flip_only_at_near_ties(checkpoint, resolution):
+    # bfloat16 keeps 8 bits of mantissa: logits move by about 1 %, so labels may flip where the two best classes
+    # are that close (a random-weight model has many such pixels) and nowhere else.
     path, model, config = checkpoint
     image = photo(96, 160, seed=2)
-    expected = eager_labels(model, image, config.data.normalize, resolution)
+    with torch.inference_mode():
+        scores = predict_scores(model.eval(), image_to_tensor(image, config.data.normalize)[None], resolution)[0]
+    top2 = scores.topk(2, dim=0).values
+    clear = ((top2[0] - top2[1]) > 0.01 * scores.abs().max()).numpy()
+    expected = scores.max(dim=0).indices.numpy()
     labels = Predictor.from_checkpoint(path, backend="openvino-bf16").predict(image, resolution)
-    assert labels.shape == expected.shape and (labels == expected).mean() >= 0.98
+    assert labels.shape == expected.shape and clear.mean() > 0.2
+    assert (labels == expected)[clear].mean() >= 0.999
 
 
 def test_openvino_bf16_needs_native_bf16(checkpoint, monkeypatch):
@@ -140,17 +146,43 @@ def scene_logits(low_size, num_classes=19, seed=0):
 @pytest.mark.parametrize("kind", ["scene", "noise"])
 def test_label_map_equals_dense_upsample_and_max(network, image, kind, monkeypatch):
     from segkit import labelmap
-    from segkit.labelmap import dense_label_map, label_map, resize_stages
+    from segkit.inference import grid_size
+    from segkit.labelmap import dense_label_map, label_map, resize_steps
 
     monkeypatch.setattr(labelmap, "MAX_MIXED", 1.0)  # never fall back to the dense path: test the sparse one
 
-    low = ((network[0] + 7) // 8, (network[1] + 7) // 8)
+    padded = grid_size(network, 16)
+    low = ((padded[0] - 1) // 8 + 1, (padded[1] - 1) // 8 + 1)
     logits = scene_logits(low) if kind == "scene" else torch.randn(1, 19, *low)
-    stages = resize_stages(network, image)
-    expected = dense_label_map(logits, stages)
-    got = label_map(logits, stages)
+    steps = resize_steps(network, image, padded)
+    expected = dense_label_map(logits, steps)
+    got = label_map(logits, steps)
     assert got.shape == image and got.dtype == torch.uint8
     assert (got == expected).double().mean() >= 0.9999
-    # also what segkit.inference computes (upsample inside the segmentor, then to the image)
-    reference = torch.nn.functional.interpolate(logits, network, mode="bilinear", align_corners=True)
+    # also what segkit.inference computes: upsample to the padded grid (align_corners), crop, then to the image
+    reference = torch.nn.functional.interpolate(logits, padded, mode="bilinear", align_corners=True)
+    reference = reference[..., : network[0], : network[1]]
     assert (to_labels(torch.nn.functional.interpolate(reference, image, mode="bilinear"))[0] == expected).all()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+@pytest.mark.parametrize("size, resolution", [((1024, 2048), "full"), ((512, 1024), "full"),
+                                              ((1024, 2048), "half")])
+def test_every_backend_keeps_labels_aligned_with_the_photo(backend, size, resolution):
+    from tests.test_inference import GridProbe, expected_stripe_labels, stripes
+
+    predictor = Predictor.from_model(GridProbe(), normalize="tf", backend=backend)
+    for axis in (0, 1):
+        image = stripes(size, axis, seed=axis)
+        labels = predictor.predict(image, resolution)
+        assert np.array_equal(labels, expected_stripe_labels(image, axis, resolution)), (backend, axis)
+
+
+def test_exported_label_graph_keeps_labels_aligned_with_the_photo():
+    from segkit.export import onnx_bytes, ort_session
+    from tests.test_inference import GridProbe, expected_stripe_labels, stripes
+
+    image = stripes((512, 1024), axis=1)
+    session = ort_session(onnx_bytes(GridProbe(), (512, 1024), labels=True))
+    labels = session.run(None, {"images": image_to_tensor(image, "tf")[None].contiguous().numpy()})[0][0]
+    assert np.array_equal(labels, expected_stripe_labels(image, 1, "full"))

@@ -18,7 +18,7 @@ from segkit.errors import UserError
 from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["model.backbone=mobilenet_v3_small", "data.crop_size=64,128", "data.scale_range=0.5,1.0",
+TINY = ["model.backbone=mobilenet_v3_small", "data.crop_size=65,129", "data.scale_range=0.5,1.0",
         "data.workers=1", "train.batch_size=2", "train.eval_every=0", "train.log_every=1", "train.lr=0.02"]
 
 
@@ -138,7 +138,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data
 
     monkeypatch.setattr(trainer, "build_loss", poisoned)
     config = Config(model=ModelConfig(backbone="mobilenet_v3_small"),
-                    data=DataConfig(crop_size=(64, 128), workers=0),
+                    data=DataConfig(crop_size=(65, 129), workers=0),
                     train=TrainConfig(iterations=10, batch_size=2, checkpoint_every=2, eval_every=0, log_every=1))
     with pytest.raises(UserError, match="the loss became nan at iteration 4"):
         train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
@@ -148,14 +148,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data
 
 
 def test_resume_without_checkpoint_is_a_user_error(tmp_path, data_root):
-    config = Config(model=ModelConfig(backbone="mobilenet_v3_small"), data=DataConfig(crop_size=(64, 128)))
+    config = Config(model=ModelConfig(backbone="mobilenet_v3_small"), data=DataConfig(crop_size=(65, 129)))
     with pytest.raises(UserError, match="--resume found no"):
         train(config, tmp_path / "empty", data_root=str(data_root), resume=True, device="cpu", progress=False)
 
 
 def test_work_dir_contents_and_log(tmp_path, data_root):
     config = Config(name="tiny", model=ModelConfig(backbone="mobilenet_v3_small"),
-                    data=DataConfig(crop_size=(64, 128), workers=0),
+                    data=DataConfig(crop_size=(65, 129), workers=0),
                     train=TrainConfig(iterations=4, batch_size=2, checkpoint_every=2, eval_every=2, log_every=2))
     summary = train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
     run = tmp_path / "run"
@@ -182,3 +182,10 @@ def test_optimizer_choice_and_no_decay_groups():
     assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in undecayed["params"])
     with pytest.raises(UserError, match="train.optimizer='adam' is unknown"):
         build_optimizer(model, TrainConfig(optimizer="adam"))
+
+
+def test_training_crops_must_lie_on_the_pixel_grid(tmp_path, data_root):
+    config = Config(model=ModelConfig(backbone="mobilenet_v3_small"), data=DataConfig(crop_size=(64, 128)))
+    with pytest.raises(UserError, match=r"data.crop_size=64,128 is off the pixel grid .* use data.crop_size=65,129"):
+        train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -6,7 +6,8 @@ import torch
 
 from segkit.config import DataConfig
 from segkit.data.labels import PALETTE
-from segkit.data.transforms import denormalize, eval_transform, image_to_tensor, normalize, train_transform
+from segkit.data.transforms import (denormalize, eval_transform, image_to_tensor, normalize, scale_offset,
+                                    train_transform)
 from segkit.errors import UserError
 
 
@@ -111,3 +112,26 @@ def test_image_to_tensor_equals_numpy_normalize(mode):
     for view in (image, image[:, ::-1]):
         expected = torch.from_numpy(normalize(view, mode).transpose(2, 0, 1).copy())
         assert torch.equal(image_to_tensor(view, mode), expected)
+
+
+def test_tf_normalisation_is_the_authors_bit_for_bit():
+    # deeplab: (2.0 / 255.0) * x - 1.0 in float32; the pad value 127.5 maps to exactly 0
+    image = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
+    expected = image.astype(np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
+    assert np.array_equal(normalize(image, "tf"), expected)
+    assert np.float32(127.5) * scale_offset("tf")[0][0] - scale_offset("tf")[1][0] == 0.0
+
+
+def test_small_scaled_images_are_padded_bottom_right_with_ignore():
+    # as deeplab pads (and as predictions pad to the pixel grid): the image keeps its top-left corner
+    image = np.full((40, 50, 3), 200, dtype=np.uint8)
+    mask = np.ones((40, 50), dtype=np.uint8)
+    transform = train_transform(DataConfig(crop_size=(65, 81), scale_range=(1.0, 1.0)), jitter=False, seed=0)
+    for _ in range(5):
+        out = transform(image=image, mask=mask)
+        img, msk = out["image"], out["mask"]
+        flipped = msk[0, 0] == 255  # the horizontal flip moves the image to the right edge
+        cols = slice(81 - 50, 81) if flipped else slice(0, 50)
+        assert (msk[:40, cols] == 1).all() and (img[:40, cols] == 200).all()
+        assert (msk[40:] == 255).all() and (msk == 255).sum() == 65 * 81 - 40 * 50
+        assert (img[40:] == 127).all() or (img[40:] == 128).all()  # the mean pixel 127.5, rounded

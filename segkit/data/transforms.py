@@ -28,10 +28,17 @@ def mean_std(mode: str) -> tuple[tuple[float, float, float], tuple[float, float,
     raise UserError(f"data.normalize={mode!r} is unknown; choose one of {', '.join(NORMALIZE_MODES)}.")
 
 
+def scale_offset(mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Normalisation as ``x * scale - offset`` in float32 (scale = 1/std, offset = mean/std): for "tf" that is
+    the authors' ``x * float32(2/255) - 1``, bit for bit (x / 127.5 - 1 differs by an ulp on 111 of 256 values)."""
+    mean, std = (np.asarray(v, dtype=np.float64) for v in mean_std(mode))
+    return (1.0 / std).astype(np.float32), (mean / std).astype(np.float32)
+
+
 def normalize(image: np.ndarray, mode: str) -> np.ndarray:
     """uint8 RGB (H, W, 3) -> float32 (H, W, 3) network input."""
-    mean, std = mean_std(mode)
-    return (image.astype(np.float32) - np.float32(mean)) / np.float32(std)
+    scale, offset = scale_offset(mode)
+    return image.astype(np.float32) * scale - offset
 
 
 def denormalize(image: np.ndarray, mode: str) -> np.ndarray:
@@ -44,13 +51,16 @@ def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 tensor (3, H, W): ``normalize`` computed in torch, in place on
     one buffer (the same float32 operations, so the same values, in half the time of numpy's). The tensor keeps
     the photo's interleaved layout (channels_last strides), which oneDNN convolutions read without a reorder."""
-    mean, std = mean_std(mode)
+    scale, offset = (torch.from_numpy(v).view(3, 1, 1) for v in scale_offset(mode))
     tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()
-    return tensor.sub_(torch.tensor(mean).view(3, 1, 1)).div_(torch.tensor(std).view(3, 1, 1))
+    return tensor.mul_(scale).sub_(offset)
 
 
 def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = None) -> A.Compose:
     """Random scale (config.scale_range, always applied), pad to the crop, random crop, flip, photometric jitter.
+
+    A scaled image smaller than the crop is padded bottom/right, as deeplab pads (and as the prediction path pads
+    images to the pixel grid), with the mean pixel (0 after normalisation) and the ignore label.
 
     ``jitter=False`` (``data.color_jitter``) leaves colours untouched (also for tests of geometric alignment).
     ``seed`` makes the sequence reproducible; DataLoader workers are re-seeded by
@@ -67,7 +77,7 @@ def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = 
         # RandomScale samples from (1 + low, 1 + high): subtract 1 so the factors are really scale_range.
         A.RandomScale(scale_limit=(low - 1.0, high - 1.0), interpolation=cv2.INTER_LINEAR,
                       mask_interpolation=cv2.INTER_NEAREST, p=1.0),
-        A.PadIfNeeded(min_height=crop_h, min_width=crop_w, position="random", border_mode=cv2.BORDER_CONSTANT,
+        A.PadIfNeeded(min_height=crop_h, min_width=crop_w, position="top_left", border_mode=cv2.BORDER_CONSTANT,
                       fill=fill, fill_mask=IGNORE_INDEX),
         A.RandomCrop(height=crop_h, width=crop_w),
         A.HorizontalFlip(p=0.5),

@@ -28,6 +28,7 @@ from segkit.data.labels import IGNORE_INDEX
 from segkit.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segkit.engine.schedule import build_poly_scheduler, param_groups
 from segkit.errors import UserError
+from segkit.inference import grid_size
 from segkit.losses import build_loss
 from segkit.models import build_model
 
@@ -68,6 +69,17 @@ def setup_runtime(device: str | None = None) -> Runtime:
 
 
 # ------------------------------------------------------------------------------------------------------ data
+def check_crop_on_grid(config: Config) -> None:
+    """Training crops live on the prediction path's pixel grid (k * output_stride + 1, segkit.inference), where
+    the authors' align_corners resizes are exact and their SAME padding symmetric: TF trains on 769x769."""
+    crop = tuple(int(v) for v in config.data.crop_size)
+    on_grid = grid_size(crop, config.model.output_stride)
+    if min(crop) > 0 and on_grid != crop:
+        raise UserError(f"data.crop_size={crop[0]},{crop[1]} is off the pixel grid of output stride "
+                        f"{config.model.output_stride} (sizes k*{config.model.output_stride}+1, where the model's "
+                        f"align_corners resizes are exact); use data.crop_size={on_grid[0]},{on_grid[1]}.")
+
+
 def sample_seed(seed: int, epoch: int, position: int) -> int:
     """The augmentation seed of the sample at ``position`` of ``epoch``: independent of processes and workers."""
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
@@ -203,6 +215,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
     rt = setup_runtime(device)
     cfg, work_dir = config.train, Path(work_dir)
     last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
+    check_crop_on_grid(config)
     # Data first: a missing data set should fail before any model work.
     train_set = build_dataset(config.data, "train", data_root)
     val_set = build_dataset(config.data, "val", data_root, train=False)

@@ -1,16 +1,22 @@
-"""Model zoo: ``build_model(model_config)`` turns a ``ModelConfig`` into a ``Segmentor``."""
+"""Model zoo: ``build_model(model_config)`` turns a ``ModelConfig`` into a ``Segmentor``; ``from_checkpoint(path)``
+rebuilds the Segmentor of any segkit checkpoint (trained, or converted from the authors' TF checkpoints)."""
 from __future__ import annotations
+
+import dataclasses
 
 from torch import nn
 
-from segkit.config import ModelConfig
+from segkit.config import Config, ModelConfig
+from segkit.errors import UserError
 from segkit.models.blocks import Backbone, zero_init_residual
+from segkit.models.checkpoint import load_checkpoint
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
 from segkit.models.mobilenetv2 import mobilenet_v2
 from segkit.models.mobilenetv3 import mobilenet_v3
+from segkit.models.pretrained import load_pretrained
 from segkit.models.segmentor import Segmentor
 
-__all__ = ["build_backbone", "build_model", "Segmentor", "LRASPP", "RASPP"]
+__all__ = ["build_backbone", "build_model", "from_checkpoint", "load_model", "Segmentor", "LRASPP", "RASPP"]
 
 
 def build_backbone(config: ModelConfig) -> Backbone:
@@ -42,7 +48,37 @@ def build_model(config: ModelConfig) -> Segmentor:
     if config.zero_init_residual:
         zero_init_residual(model.backbone)
     if config.pretrained:
-        from segkit.models.pretrained import load_imagenet
-
-        load_imagenet(model.backbone, config.backbone, config.pretrained)
+        load_pretrained(model, config.backbone, config.pretrained)
     return model
+
+
+def load_model(path, model_config: ModelConfig | None = None, map_location="cpu"):
+    """Build the segmentor a checkpoint describes and load its weights: ``(model, config, checkpoint)``.
+
+    ``model_config`` overrides the checkpoint's own; a mismatch is one UserError naming the differing keys.
+    Pretrained initialisation is never re-run (the weights come from the checkpoint).
+    """
+    checkpoint = load_checkpoint(path, map_location=map_location)
+    config = Config.from_dict(checkpoint["config"])
+    if model_config is not None:
+        config.model = model_config
+    model = build_model(dataclasses.replace(config.model, pretrained=""))
+    state = checkpoint["model"]
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or mismatched:
+        details = []
+        for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", mismatched)):
+            if keys:
+                details.append(f"{title}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}")
+        raise UserError(f"checkpoint {path} does not fit the {config.model.backbone}/{config.model.head} model "
+                        f"({'; '.join(details)}); use the config it was trained with.")
+    model.load_state_dict(state)
+    return model, config, checkpoint
+
+
+def from_checkpoint(path) -> Segmentor:
+    """The Segmentor of a segkit checkpoint (trained, or converted by tools/convert_tf.py), in eval mode on the CPU."""
+    return load_model(path)[0].eval()

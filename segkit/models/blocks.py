@@ -6,8 +6,13 @@ from dataclasses import dataclass
 from typing import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
+
+# The authors' gate constant (slim mobilenet_v3 `relu6(x + 3) * 0.16667`, deeplab's q_sigmoid): a literal, not 1/6,
+# so a gate saturates at 1.00002. /6 moves the logits of their checkpoints by ~1e-3 (../shared/TF_REFERENCE.md §6-7).
+TF_GATE_SCALE = 0.16667
 
 
 def make_divisible(value: float, divisor: int = 8) -> int:
@@ -16,6 +21,49 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     if new_value < 0.9 * value:
         new_value += divisor
     return new_value
+
+
+class TFHardSigmoid(nn.Module):
+    """``relu6(x + 3) * 0.16667``: the hard-sigmoid of the SE gates and of the LR-ASPP gate in the TF code."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x + 3.0) * TF_GATE_SCALE
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[int, int]:
+    """TF ``padding='SAME'`` along one axis: (before, after), the odd pixel after (bottom/right)."""
+    effective = (kernel - 1) * dilation + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return total // 2, total - total // 2
+
+
+class SameConv2d(nn.Conv2d):
+    """A strided convolution padded as TF's ``SAME``. On odd sizes (every size on segkit's pixel grid) that is
+    PyTorch's symmetric padding; on even sizes TF pads one pixel less on top/left, and symmetric padding would
+    shift every feature by a pixel (67 % of labels change at 1024x2048, TF_REFERENCE.md §2)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (top, bottom), (left, right) = (
+            same_padding(x.shape[-2 + axis], self.kernel_size[axis], self.stride[axis], self.dilation[axis])
+            for axis in (0, 1))
+        if (top, bottom, left, right) == (self.padding[0],) * 2 + (self.padding[1],) * 2:
+            return super().forward(x)
+        return F.conv2d(F.pad(x, (left, right, top, bottom)), self.weight, self.bias, self.stride, 0,
+                        self.dilation, self.groups)
+
+
+def conv_norm_act(in_channels: int, out_channels: int, kernel: int, stride: int = 1, dilation: int = 1,
+                  groups: int = 1, norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
+                  activation: Callable[..., nn.Module] | None = None) -> Conv2dNormActivation:
+    """torchvision's conv + BN + activation (its module names, so its weights load), strided convs TF-``SAME``."""
+    layer = Conv2dNormActivation(in_channels, out_channels, kernel, stride=stride, dilation=dilation, groups=groups,
+                                 norm_layer=norm_layer, activation_layer=activation)
+    if stride > 1:
+        conv = layer[0]
+        layer[0] = SameConv2d(in_channels, out_channels, kernel, stride=stride, padding=conv.padding,
+                              dilation=dilation, groups=groups, bias=conv.bias is not None)
+    return layer
 
 
 @dataclass(frozen=True)
@@ -63,15 +111,14 @@ class InvertedResidual(nn.Module):
         self.use_residual = stride == 1 and in_channels == out_channels
         layers: list[nn.Module] = []
         if expanded != in_channels:  # expansion factor 1 has no expansion conv
-            layers.append(Conv2dNormActivation(in_channels, expanded, 1, norm_layer=norm_layer,
-                                               activation_layer=activation))
-        layers.append(Conv2dNormActivation(expanded, expanded, kernel, stride=stride, dilation=dilation,
-                                           groups=expanded, norm_layer=norm_layer, activation_layer=activation))
+            layers.append(conv_norm_act(in_channels, expanded, 1, norm_layer=norm_layer, activation=activation))
+        layers.append(conv_norm_act(expanded, expanded, kernel, stride, dilation, groups=expanded,
+                                    norm_layer=norm_layer, activation=activation))
         self.depthwise_index = len(layers) - 1
         if use_se:
             squeeze = make_divisible(expanded // 4, 8)
-            layers.append(SqueezeExcitation(expanded, squeeze, scale_activation=nn.Hardsigmoid))
-        layers.append(Conv2dNormActivation(expanded, out_channels, 1, norm_layer=norm_layer, activation_layer=None))
+            layers.append(SqueezeExcitation(expanded, squeeze, scale_activation=TFHardSigmoid))
+        layers.append(conv_norm_act(expanded, out_channels, 1, norm_layer=norm_layer))
         self.block = nn.Sequential(*layers)
         self.out_channels = out_channels
         self.expanded = expanded
@@ -102,14 +149,16 @@ def zero_init_residual(module: nn.Module) -> None:
 class Backbone(nn.Module):
     """A stack of layers (stem, bottlenecks, last conv) that returns the low-level skip and the final features.
 
-    ``low_index`` names the block whose depthwise output is the low-level feature (``low_channels`` wide).
+    ``low_index`` names the block whose depthwise output is the low-level feature (``low_channels`` wide);
+    ``tf_scope`` is the variable scope of the same network in the authors' TF checkpoints (``tf_weights``).
     """
 
-    def __init__(self, features: list[nn.Module], low_index: int, output_stride: int):
+    def __init__(self, features: list[nn.Module], low_index: int, output_stride: int, tf_scope: str):
         super().__init__()
         self.features = nn.Sequential(*features)
         self.low_index = low_index
         self.output_stride = output_stride
+        self.tf_scope = tf_scope
         self.low_channels = self.features[low_index].expanded
         last = self.features[-1]
         self.high_channels = last.out_channels if isinstance(last, InvertedResidual) else last[0].out_channels

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segkit.models.blocks import TFHardSigmoid
+
 
 def resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bilinear resize with align_corners=True, as TF 1.x's resize_bilinear in DeepLab."""
@@ -35,7 +37,7 @@ class GatePool(nn.Module):
         self.kernel, self.stride = kernel, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        height, width = x.shape[-2:]
+        height, width = int(x.shape[-2]), int(x.shape[-1])  # int(): a static kernel in traced exports
         if self.kernel is None:
             return x.mean(dim=(2, 3), keepdim=True)
         kernel = (min(self.kernel[0], height), min(self.kernel[1], width))
@@ -55,7 +57,8 @@ class LRASPP(nn.Module):
     """Lite R-ASPP (TF ``aspp_with_squeeze_and_excitation`` + sum-merge decoder to logits):
 
     high branch: 1x1 conv F + BN + ReLU on the 1/16 features;
-    gate: avg-pool (49x49, stride (4, 5) at OS16) -> 1x1 conv F with bias -> hard-sigmoid -> resize -> multiply;
+    gate: avg-pool (49x49, stride (4, 5) at OS16) -> 1x1 conv F with bias -> hard-sigmoid (TF's, x 0.16667) ->
+    resize -> multiply;
     decoder: resize to 1/8, 1x1 conv to classes, plus a 1x1 conv to classes of the low-level feature.
     """
 
@@ -72,7 +75,7 @@ class LRASPP(nn.Module):
         super().__init__()
         self.cbr = conv_bn_relu(high_channels, channels)
         self.scale = nn.Sequential(
-            GatePool(pool_kernel, pool_stride), nn.Conv2d(high_channels, channels, 1, bias=True), nn.Hardsigmoid()
+            GatePool(pool_kernel, pool_stride), nn.Conv2d(high_channels, channels, 1, bias=True), TFHardSigmoid()
         )
         self.high_classifier = nn.Conv2d(channels, num_classes, 1)
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1) if skip else None
@@ -90,7 +93,7 @@ class RASPP(nn.Module):
     """Reduced ASPP (MobileNetV2 paper; DeepLabv3 without the atrous branches):
 
     a 1x1 conv F + BN + ReLU branch and an image-pooling branch (pool -> 1x1 conv F + BN + ReLU -> resize),
-    concatenated, projected by 1x1 conv F + BN + ReLU, dropout, 1x1 classifier. With ``skip`` the same
+    concatenated (image feature first, as deeplab's ``concat_projection`` reads them), projected by 1x1 conv F + BN + ReLU, dropout, 1x1 classifier. With ``skip`` the same
     sum-merge decoder as LR-ASPP adds a 1x1 conv to classes of the low-level feature (not in the paper's rows).
     """
 
@@ -115,7 +118,7 @@ class RASPP(nn.Module):
     def forward(self, features: dict[str, torch.Tensor]) -> torch.Tensor:
         high = features["high"]
         pooled = resize(self.image_pool(high), high.shape[-2:])
-        x = self.project(torch.cat([self.branch(high), pooled], dim=1))
+        x = self.project(torch.cat([pooled, self.branch(high)], dim=1))
         if self.low_classifier is None:
             return self.high_classifier(x)
         low = features["low"]

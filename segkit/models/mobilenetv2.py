@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
-from segkit.models.blocks import Backbone, InvertedResidual, atrous_placement, make_divisible
+from segkit.models.blocks import Backbone, InvertedResidual, atrous_placement, conv_norm_act, make_divisible
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,7 @@ def mobilenet_v2(width_mult: float = 1.0, output_stride: int = 16, rf2: bool = T
     # torchvision's BatchNorm defaults (eps 1e-5) so its ImageNet weights load unchanged.
     norm_layer = nn.BatchNorm2d
     in_channels = make_divisible(STEM * width_mult, 8)
-    layers: list[nn.Module] = [
-        Conv2dNormActivation(3, in_channels, 3, stride=2, norm_layer=norm_layer, activation_layer=nn.ReLU6)
-    ]
+    layers: list[nn.Module] = [conv_norm_act(3, in_channels, 3, 2, norm_layer=norm_layer, activation=nn.ReLU6)]
     for index, ((t, c, _), place) in enumerate(zip(blocks, placements[1:]), start=1):
         out_channels = make_divisible(c * width_mult, 8)
         if rf2 and index >= RF2_FROM:
@@ -63,4 +60,4 @@ def mobilenet_v2(width_mult: float = 1.0, output_stride: int = 16, rf2: bool = T
         layers.append(InvertedResidual(in_channels, expanded, out_channels, 3, place.stride, place.dilation,
                                        use_se=False, activation=nn.ReLU6, norm_layer=norm_layer))
         in_channels = out_channels
-    return Backbone(layers, low_index=LOW_INDEX, output_stride=output_stride)
+    return Backbone(layers, low_index=LOW_INDEX, output_stride=output_stride, tf_scope="MobilenetV2")

@@ -11,9 +11,8 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from torch import nn
-from torchvision.ops import Conv2dNormActivation
 
-from segkit.models.blocks import Backbone, InvertedResidual, atrous_placement, make_divisible
+from segkit.models.blocks import Backbone, InvertedResidual, atrous_placement, conv_norm_act, make_divisible
 
 
 @dataclass(frozen=True)
@@ -103,18 +102,16 @@ def mobilenet_v3(
         return rounded // 2 if rf2 and index >= rf2_from else rounded
 
     placements = atrous_placement([2] + [row.stride for row in rows] + [1], output_stride)
-    layers: list[nn.Module] = [
-        Conv2dNormActivation(3, width(stem), 3, stride=2, norm_layer=norm_layer, activation_layer=stem_activation)
-    ]
+    layers: list[nn.Module] = [conv_norm_act(3, width(stem), 3, 2, norm_layer=norm_layer, activation=stem_activation)]
     in_channels = width(stem)
     for index, (row, place) in enumerate(zip(rows, placements[1:-1]), start=1):
         block = InvertedResidual(in_channels, width(row.expanded, index), width(row.out, index), row.kernel,
                                  place.stride, place.dilation, row.se, ACTIVATIONS[row.activation], norm_layer)
         layers.append(block)
         in_channels = block.out_channels
-    layers.append(Conv2dNormActivation(in_channels, width(last, len(rows) + 1), 1, norm_layer=norm_layer,
-                                       activation_layer=stem_activation))
-    return Backbone(layers, low_index=low_index, output_stride=output_stride)
+    layers.append(conv_norm_act(in_channels, width(last, len(rows) + 1), 1, norm_layer=norm_layer,
+                                activation=stem_activation))
+    return Backbone(layers, low_index=low_index, output_stride=output_stride, tf_scope="MobilenetV3")
 
 
 def mobilenet_v3_large(**kwargs) -> Backbone:

@@ -1,13 +1,17 @@
-"""ImageNet initialisation from torchvision's MobileNetV2 / MobileNetV3 classification weights.
+"""Initialisation from pretrained weights (``model.pretrained``): torchvision's ImageNet MobileNets, the authors'
+slim ImageNet checkpoints (TF), or any segkit checkpoint (e.g. a converted DeepLab model, for fine-tuning).
 
-Our V3 blocks carry torchvision's module names, so its keys load as they are; torchvision's V2 blocks name the
-projection conv and its BatchNorm separately (``conv.2``, ``conv.3``), which ``_v2_key`` translates. Layers
-whose shape differs (the RF2 tail, other widths, minimalistic kernels) keep their initialisation and are listed
-in the report, as are the classifier weights we do not use.
+torchvision: our V3 blocks carry torchvision's module names, so its keys load as they are; torchvision's V2 blocks
+name the projection conv and its BatchNorm separately (``conv.2``, ``conv.3``), which ``_v2_key`` translates.
+slim (``v3-large_224_1.0_float`` etc.): the TF naming scheme of ``segkit.models.tf_weights``; their [-1, 1] input
+scaling is data.normalize="tf", their BatchNorm eps and padding are our MobileNetV3's. Layers whose shape differs
+(the RF2 tail, other widths, minimalistic kernels) keep their initialisation and are listed in the report, as are
+the source's tensors we have no place for (classifiers).
 """
 from __future__ import annotations
 
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,20 +19,25 @@ import torch
 from torch import nn
 
 from segkit.errors import UserError
+from segkit.models.tf_checkpoint import read_tf_checkpoint
+from segkit.models.tf_weights import is_training_state, tf_names
 
 
 @dataclass
 class LoadReport:
+    source: str = "torchvision weights"
     loaded: list[str] = field(default_factory=list)
     shape_mismatch: list[str] = field(default_factory=list)  # kept at initialisation
     missing: list[str] = field(default_factory=list)  # ours, absent from the source: kept at initialisation
-    unused: list[str] = field(default_factory=list)  # the source's, with no place in our backbone
+    unused: list[str] = field(default_factory=list)  # the source's, with no place in our model
+    skipped: list[str] = field(default_factory=list)  # the source's training state (TF: step, slots, shadows)
 
     def summary(self) -> str:
-        lines = [f"loaded {len(self.loaded)} tensors from torchvision weights"]
+        lines = [f"loaded {len(self.loaded)} tensors from {self.source}"]
         for title, keys in (("kept at initialisation (shape differs)", self.shape_mismatch),
                             ("kept at initialisation (not in the weights)", self.missing),
-                            ("unused from the weights", self.unused)):
+                            ("unused from the weights", self.unused),
+                            ("skipped (training state: step, optimizer slots, moving averages)", self.skipped)):
             if keys:
                 lines.append(f"{title}: {len(keys)}: {_abbreviate(keys)}")
         return "\n".join(lines)
@@ -85,14 +94,24 @@ def _read_state_dict(state_dict_or_path) -> dict:
     if not path.is_file():
         raise UserError(f"pretrained weights {path} do not exist; pass a torchvision state dict file "
                         "or model.pretrained=imagenet.")
+    return _state_dict_of(_read_torch_file(path), path)
+
+
+def _read_torch_file(path: Path) -> dict:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated file, pickle of another kind, ...
         raise UserError(f"could not read pretrained weights {path} ({type(exc).__name__}); "
                         "pass a torchvision state dict saved with torch.save.") from None
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+    if not isinstance(state, dict):
+        raise UserError(f"pretrained weights {path} are not a state dict of tensors.")
+    return state
+
+
+def _state_dict_of(state: dict, path: Path) -> dict:
+    if "model" in state and isinstance(state["model"], dict):
         state = state["model"]  # a checkpoint wrapping the state dict
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+    if not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"pretrained weights {path} are not a state dict of tensors.")
     return state
 
@@ -107,8 +126,8 @@ def imagenet_state_dict(backbone_name: str) -> dict:
         "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1,
     }.get(backbone_name)
     if weights is None:
-        raise UserError(f"torchvision has no ImageNet weights for {backbone_name}; "
-                        "set model.pretrained to a state dict file or leave it empty.")
+        raise UserError(f"torchvision has no ImageNet weights for {backbone_name}; set model.pretrained to slim's "
+                        "TF checkpoint (e.g. v3-large-minimalistic_224_1.0_float.tgz) or leave it empty.")
     try:
         return weights.get_state_dict(progress=False)
     except Exception as exc:  # offline: URLError / OSError / RuntimeError from the hub download
@@ -116,9 +135,66 @@ def imagenet_state_dict(backbone_name: str) -> dict:
                         "this machine may be offline: download them elsewhere and set model.pretrained=PATH.") from None
 
 
-def load_imagenet(backbone: nn.Module, backbone_name: str, spec: str) -> LoadReport:
-    """``spec`` is "imagenet" (torchvision weights API) or a path to a torchvision state dict."""
-    source = imagenet_state_dict(backbone_name) if spec == "imagenet" else spec
-    report = load_torchvision(backbone, source)
+def load_tf(model: nn.Module, source) -> LoadReport:
+    """Copy a TF checkpoint (slim ImageNet, or the authors' DeepLab: prefix, folder or .tar.gz) into ``model``
+    (a Segmentor or a Backbone) by the TF naming scheme, every tensor whose shape fits. Where a checkpoint holds
+    moving-average shadows too, the plain variables are taken, as deeplab's own initialisation does."""
+    checkpoint = read_tf_checkpoint(source)
+    report = LoadReport(source=f"TF checkpoint {checkpoint.prefix}")
+    target, updated, used = model.state_dict(), {}, set()
+    for key, variable in tf_names(model).items():
+        array = checkpoint.tensors.get(variable.name)
+        if array is None:
+            report.missing.append(key)
+            continue
+        used.add(variable.name)
+        if variable.torch_shape(tuple(array.shape)) != tuple(target[key].shape):
+            report.shape_mismatch.append(key)
+            continue
+        updated[key] = variable.to_torch(array)
+        report.loaded.append(key)
+    for name in checkpoint.tensors:
+        if name not in used:
+            (report.skipped if is_training_state(name) else report.unused).append(name)
+    model.load_state_dict({**target, **updated})
+    return report
+
+
+def load_segkit(model: nn.Module, state: dict, source: str) -> LoadReport:
+    """Copy a segkit checkpoint's weights into ``model``, every tensor whose key and shape fit (fine-tuning with
+    another number of classes keeps the new classifiers at initialisation)."""
+    report = LoadReport(source=f"segkit checkpoint {source}")
+    target, updated = model.state_dict(), {}
+    for key, value in state.items():
+        if key not in target:
+            report.unused.append(key)
+        elif target[key].shape != value.shape:
+            report.shape_mismatch.append(key)
+        else:
+            updated[key] = value
+            report.loaded.append(key)
+    report.missing = [key for key in target if key not in state]
+    model.load_state_dict({**target, **updated})
+    return report
+
+
+def load_pretrained(model: nn.Module, backbone_name: str, spec: str) -> LoadReport:
+    """Initialise ``model`` (a Segmentor) from ``spec``: "imagenet" (torchvision's weights API), a segkit
+    checkpoint (.pt with model and config), a torchvision state dict file, or a TF checkpoint (prefix, .index,
+    folder or .tar.gz/.tgz: slim's ImageNet MobileNetV3 or the authors' DeepLab models). Prints the report."""
+    path = Path(spec)
+    if spec == "imagenet":
+        report = load_torchvision(model.backbone, imagenet_state_dict(backbone_name))
+    elif path.is_file() and zipfile.is_zipfile(path):  # torch.save's format
+        state = _read_torch_file(path)
+        if "model" in state and "config" in state and isinstance(state["model"], dict):
+            report = load_segkit(model, state["model"], spec)
+        else:
+            report = load_torchvision(model.backbone, _state_dict_of(state, path))
+    elif path.exists() or Path(spec + ".index").is_file():
+        report = load_tf(model, spec)
+    else:
+        raise UserError(f"pretrained weights {spec} do not exist; set model.pretrained to a segkit checkpoint (.pt), "
+                        "a torchvision state dict, a TF checkpoint (prefix, folder or .tgz) or imagenet.")
     print(report.summary())
     return report

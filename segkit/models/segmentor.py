@@ -8,7 +8,11 @@ from segkit.models.heads import resize
 
 
 class Segmentor(nn.Module):
-    """``Segmentor(x)`` maps images (N, 3, H, W) to logits (N, num_classes, H, W)."""
+    """``Segmentor(x)`` maps images (N, 3, H, W) to logits (N, num_classes, H, W).
+
+    The network runs on the input exactly as given. It is geometrically exact (TF's align_corners resizes map
+    cell i of a stride-s map onto pixel s*i) on sizes k * output_stride + 1; the prediction path
+    (``segkit.inference``) pads images to such sizes, training crops are chosen on them."""
 
     def __init__(self, backbone: nn.Module, head: nn.Module, num_classes: int):
         super().__init__()
@@ -17,9 +21,18 @@ class Segmentor(nn.Module):
         self.num_classes = num_classes
         init_weights(self)
 
+    @property
+    def output_stride(self) -> int:
+        """The backbone's total stride: pixel grids for this model are k * output_stride + 1."""
+        return self.backbone.output_stride
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits at the head's resolution (1/8 with the low-level skip, else 1/output_stride), before the
+        final upsampling: what deploy backends export and label maps are computed from."""
+        return self.head(self.backbone(images))
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.backbone(images))
-        return resize(logits, images.shape[-2:])
+        return resize(self.logits(images), images.shape[-2:])
 
 
 def init_weights(model: nn.Module) -> None:
