@@ -5,8 +5,10 @@
     python tools/export.py --checkpoint CKPT --out model_512.onnx --height 512 --width 1024 --labels
 
 The graph has a fixed input size (LR-ASPP's gate kernel depends on it): input ``images`` (1, 3, H, W) float32,
-normalised as the checkpoint's config says (data.normalize: "tf" = x / 127.5 - 1, "imagenet" = mean/std);
-output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 trainIds. The optional CONFIG
+normalised as the checkpoint's config says (data.normalize: "tf" = x * 2/255 - 1, "imagenet" = mean/std);
+output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 trainIds. Inside, the graph follows
+segkit's pixel grid: it pads the images bottom/right to k * output_stride + 1 (1024x2048 -> 1025x2049), runs the
+network, upsamples the logits to the padded size and crops, as tools/eval.py does. The optional CONFIG
 replaces the checkpoint's model config (it must describe the same weights).
 """
 from __future__ import annotations
