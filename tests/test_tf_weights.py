@@ -175,8 +175,8 @@ def test_conversion_round_trip_and_refusals(tmp_path):
     missing = read_tf_checkpoint(write_checkpoint(tmp_path / "missing" / "model.ckpt", dropped)).tensors
     with pytest.raises(UserError, match="lacks 2 variable.*expanded_conv_3/project/weights.*image_pooling/biases"):
         convert_tf_checkpoint(missing, target, config, "missing")
-    extra = read_tf_checkpoint(write_checkpoint(tmp_path / "extra" / "model.ckpt",
-                                                {**tensors, "aspp1_depthwise/depthwise_weights": np.ones((3, 3, 4, 1))}))
+    unknown = {"aspp1_depthwise/depthwise_weights": np.ones((3, 3, 4, 1))}
+    extra = read_tf_checkpoint(write_checkpoint(tmp_path / "extra" / "model.ckpt", {**tensors, **unknown}))
     with pytest.raises(UserError, match="no place for .*aspp1_depthwise/depthwise_weights"):
         convert_tf_checkpoint(extra.tensors, target, config, "extra")
     with pytest.raises(UserError, match="holds mobilenet_v3_small \\+ RF2.*but the config builds mobilenet_v3_large.*"

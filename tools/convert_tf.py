@@ -36,7 +36,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="TF checkpoint: prefix, .index file, folder or .tar.gz")
-    parser.add_argument("--config", required=True, help="config of the model, e.g. configs/tf_zoo/mnv3_large_cityscapes.py")
+    parser.add_argument("--config", required=True,
+                        help="config of the model, e.g. configs/tf_zoo/mnv3_large_cityscapes.py")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. model.output_stride=16 (repeatable)")
     parser.add_argument("--out", required=True, help="segkit checkpoint to write (.pt)")

@@ -93,8 +93,9 @@ class RASPP(nn.Module):
     """Reduced ASPP (MobileNetV2 paper; DeepLabv3 without the atrous branches):
 
     a 1x1 conv F + BN + ReLU branch and an image-pooling branch (pool -> 1x1 conv F + BN + ReLU -> resize),
-    concatenated (image feature first, as deeplab's ``concat_projection`` reads them), projected by 1x1 conv F + BN + ReLU, dropout, 1x1 classifier. With ``skip`` the same
-    sum-merge decoder as LR-ASPP adds a 1x1 conv to classes of the low-level feature (not in the paper's rows).
+    concatenated (image feature first, as deeplab's ``concat_projection`` reads them), projected by 1x1 conv F +
+    BN + ReLU, dropout, 1x1 classifier. With ``skip`` the same sum-merge decoder as LR-ASPP adds a 1x1 conv to
+    classes of the low-level feature (not in the paper's rows).
     """
 
     def __init__(
