@@ -16,8 +16,11 @@ from segkit.models.tf_checkpoint import read_tf_checkpoint
 SHARED = Path(os.environ.get("SEGKIT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 REFERENCE = SHARED / "tf_reference"
 VARIANTS = ["lraspp_large_os16", "lraspp_large_os32", "lraspp_small_os16", "lraspp_small_os32", "raspp_large_os16_f256"]
-needs_reference = pytest.mark.skipif(not (REFERENCE / VARIANTS[0] / "model.ckpt.index").is_file(),
-                                     reason="shared/tf_reference is not available")
+# The reference data is part of the project's test inputs (CI has ../shared): its absence fails
+# test_reference_data_is_present instead of silently skipping; SEGKIT_SKIP_TF_REFERENCE=1 skips these tests
+# where the data cannot be had.
+needs_reference = pytest.mark.skipif(os.environ.get("SEGKIT_SKIP_TF_REFERENCE") == "1",
+                                     reason="SEGKIT_SKIP_TF_REFERENCE=1")
 
 
 def copy_reference(variant, folder, name="model.ckpt"):
@@ -88,6 +91,13 @@ def tiny(prefix, value=1.5):
 
 
 # --------------------------------------------------------------------------------------------------------- the tests
+@needs_reference
+def test_reference_data_is_present():
+    missing = [v for v in VARIANTS if not (REFERENCE / v / "model.ckpt.index").is_file()]
+    assert not missing, (f"the TF reference data is missing under {REFERENCE} ({', '.join(missing)}); point "
+                         "SEGKIT_SHARED at the shared folder, or set SEGKIT_SKIP_TF_REFERENCE=1 to skip these tests")
+
+
 def test_crc32c_matches_the_standard_check_values():
     assert tfc._crc32c_many([b"123456789", b"", b"a", bytes(32)]) == [0xE3069283, 0, 0xC1D04330, 0x8A9136AA]
     long = bytes(range(256)) * 9

@@ -106,7 +106,6 @@ def test_predictor_labels_equal_the_authors_at_1024x2048(name, photo):
         assert (labels == expected).mean() >= share, backend
 
 
-@needs_reference
 def test_mapping_covers_every_tensor_of_every_model():
     for config in (ModelConfig(), ModelConfig(backbone="mobilenet_v3_small", head="raspp", skip=True),
                    ModelConfig(backbone="mobilenet_v3_large_minimal", rf2=False), ModelConfig(backbone="mobilenet_v2")):
