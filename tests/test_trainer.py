@@ -1,4 +1,5 @@
 """The training engine: resumable stream, exact resume after SIGKILL, DDP = one process, non-finite loss."""
+import contextlib
 import json
 import os
 import signal
@@ -49,14 +50,23 @@ def finish(process, timeout=600):
     return out
 
 
-def test_stream_shards_make_the_same_global_batches():
-    single = TrainStream(10, seed=5, rank=0, world_size=1)
-    ranks = [TrainStream(10, seed=5, rank=r, world_size=2) for r in range(2)]
-    take = lambda stream, n: [next(it) for it in [iter(stream)] for _ in range(n)]  # noqa: E731
-    one = take(single, 24)  # crosses two epoch boundaries
-    two = [take(s, 12) for s in ranks]
-    for t in range(6):  # global batch 4 = 2 per rank
-        assert sorted(one[4 * t:4 * t + 4]) == sorted(two[0][2 * t:2 * t + 2] + two[1][2 * t:2 * t + 2])
+def take(stream, n):
+    iterator = iter(stream)
+    return [next(iterator) for _ in range(n)]
+
+
+@pytest.mark.parametrize("size, world", [(10, 2), (7, 2), (11, 3)])
+def test_stream_shards_make_the_same_global_batches(size, world):
+    # also for data sets not divisible by the number of processes, and across epoch boundaries
+    per_rank, steps = 2, 3 * size  # many epochs
+    one = take(TrainStream(size, seed=5, rank=0, world_size=1), per_rank * world * steps)
+    ranks = [take(TrainStream(size, seed=5, rank=r, world_size=world), per_rank * steps) for r in range(world)]
+    for t in range(steps):
+        together = [sample for shard in ranks for sample in shard[per_rank * t: per_rank * (t + 1)]]
+        assert sorted(together) == sorted(one[per_rank * world * t: per_rank * world * (t + 1)]), t
+    # and a resumed rank continues its own shard
+    resumed = take(TrainStream(size, seed=5, rank=1, world_size=world, start=5), 7)
+    assert resumed == ranks[1][5:12]
 
 
 def test_stream_resumes_where_it_stopped():
@@ -95,13 +105,22 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, data_root):
     assert log[-1]["iteration"] == 14
 
 
-def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, data_root):
+@pytest.fixture(scope="module")
+def odd_data_root(tmp_path_factory):
+    """7 training images: not divisible by 2 processes."""
+    root = tmp_path_factory.mktemp("synthetic7")
+    make_synthetic(root, train=7, val=1, height=96, width=192, seed=4)
+    return root
+
+
+def test_two_process_ddp_matches_one_process_with_the_same_global_batch(tmp_path, odd_data_root):
     # BatchNorm in eval mode: CPU has no SyncBatchNorm, and per-rank batch statistics would differ by design.
+    # 4 steps of 4 samples on 7 images: two epoch boundaries, an odd data set.
     common = ["train.iterations=4", "train.checkpoint_every=4", "train.bn_eval=true", "train.lr=0.5"]
     env = {"OMP_NUM_THREADS": "1"}
-    one = run_train(tmp_path / "one", data_root, *common, "train.batch_size=4", env=env)
+    one = run_train(tmp_path / "one", odd_data_root, *common, "train.batch_size=4", env=env)
     finish(one)
-    two = run_train(tmp_path / "two", data_root, *common, "train.batch_size=2", env=env, nproc=2)
+    two = run_train(tmp_path / "two", odd_data_root, *common, "train.batch_size=2", env=env, nproc=2)
     finish(two)
     a, b = load_checkpoint(tmp_path / "one" / "last.pt"), load_checkpoint(tmp_path / "two" / "last.pt")
     assert a["iteration"] == b["iteration"] == 4
@@ -166,8 +185,9 @@ def test_work_dir_contents_and_log(tmp_path, data_root):
     evals = [r for r in records if "val_miou" in r]
     assert [r["iteration"] for r in evals] == [2, 4] and 0 <= summary["best_miou"] <= 100
     assert load_checkpoint(run / "best.pt")["best_miou"] == pytest.approx(max(r["val_miou"] for r in evals))
-    # The learning rate followed the poly schedule to zero.
-    assert [r["lr"] for r in records if "loss" in r][-1] == 0.0
+    # The logged rate is the one the step used: poly(0.9) at steps 2 and 4 of 4 -> factors (1 - 1/4)^0.9, (1/4)^0.9
+    lrs = [r["lr"] for r in records if "loss" in r]
+    assert lrs == pytest.approx([0.01 * 0.75 ** 0.9, 0.01 * 0.25 ** 0.9])
 
 
 def test_optimizer_choice_and_no_decay_groups():
@@ -189,3 +209,105 @@ def test_training_crops_must_lie_on_the_pixel_grid(tmp_path, data_root):
     with pytest.raises(UserError, match=r"data.crop_size=64,128 is off the pixel grid .* use data.crop_size=65,129"):
         train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def descendants(pid):
+    """Process ids below ``pid`` (torchrun's workers may sit in their own process groups)."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_when_checkpointed(process, last, deadline_s=300):
+    deadline = time.time() + deadline_s
+    while not last.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    for pid in descendants(process.pid) + [process.pid]:  # the workers and their launcher, at once
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    process.communicate()
+
+
+def test_ddp_sigkill_then_resume_is_bit_identical_with_per_rank_dropout(tmp_path, data_root):
+    # R-ASPP has dropout: each rank draws its own masks (seed + rank), saves its own RNG state and gets it back.
+    steps = ["model.head=raspp", "model.head_channels=64", "train.iterations=6", "train.checkpoint_every=2"]
+    env = {"OMP_NUM_THREADS": "1"}
+    finish(run_train(tmp_path / "reference", data_root, *steps, env=env, nproc=2))
+    victim = run_train(tmp_path / "victim", data_root, *steps, env=env, nproc=2)
+    last = tmp_path / "victim" / "last.pt"
+    kill_when_checkpointed(victim, last)
+    interrupted_at = load_checkpoint(last)["iteration"]
+    assert 0 < interrupted_at < 6, "the run finished before it could be killed"
+    finish(run_train(tmp_path / "victim", data_root, *steps, resume=True, env=env, nproc=2))
+    expected, actual = load_checkpoint(tmp_path / "reference" / "last.pt"), load_checkpoint(last)
+    assert actual["iteration"] == 6 and actual["world_size"] == 2
+    for key, value in expected["model"].items():
+        assert torch.equal(actual["model"][key], value), key
+    # one RNG state per rank, and the ranks' dropout masks differ
+    states = actual["rng"]
+    assert len(states) == 2
+    masks = []
+    for state in states:
+        torch.set_rng_state(state["torch"])
+        masks.append(torch.nn.functional.dropout(torch.ones(1000), 0.5) > 0)
+    assert not torch.equal(masks[0], masks[1])
+
+
+def test_resume_reads_the_checkpoint_on_the_cpu_whatever_the_device(tmp_path, monkeypatch):
+    # On a GPU, loading last.pt onto the device made the saved NumPy RNG state a CUDA tensor (.numpy() failed).
+    import segkit.engine.trainer as trainer
+    from segkit.engine.checkpoint import save_checkpoint
+
+    config = Config(model=ModelConfig(backbone="mobilenet_v3_small"))
+    model = build_model(config.model)
+    optimizer = trainer.build_optimizer(model, config.train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    save_checkpoint(tmp_path / "last.pt", {"model": model.state_dict(), "config": config.to_dict(), "iteration": 3,
+                                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                           "scaler": scaler.state_dict(), "rng": trainer.gather_rng_states(
+                                               trainer.Runtime()), "world_size": 1})
+    seen = []
+    real_load = trainer.load_checkpoint
+    monkeypatch.setattr(trainer, "load_checkpoint", lambda path, map_location="cpu": seen.append(map_location)
+                        or real_load(path, map_location=map_location))
+    runtime = trainer.Runtime(device=torch.device("cuda", 0))  # as on a GPU; nothing here touches the device
+    start, _ = trainer.resume_from(tmp_path / "last.pt", config, runtime, model, optimizer, scheduler, scaler)
+    assert start == 3 and seen == ["cpu"]
+
+
+def test_resume_refuses_another_model_or_batch(tmp_path, data_root):
+    finish(run_train(tmp_path / "run", data_root, "train.iterations=2", "train.checkpoint_every=2"))
+    for change, message in (("model.head_channels=64", "another model (model.head_channels differ)"),
+                            ("train.batch_size=3", "train.batch_size=2; resume with the same")):
+        process = run_train(tmp_path / "run", data_root, "train.iterations=4", change, resume=True)
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 2 and message in err and "Traceback" not in err, err
+
+
+def test_explicit_cuda_device_is_honoured(monkeypatch):
+    import segkit.engine.trainer as trainer
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert trainer.setup_runtime("cuda:1").device == torch.device("cuda", 1) and chosen == [1]
+    assert trainer.setup_runtime("cuda").device == torch.device("cuda", 0)
+    with pytest.raises(UserError, match="needs GPU 2, but torch sees 2"):
+        trainer.setup_runtime("cuda:2")
+    with pytest.raises(UserError, match="is not a device"):
+        trainer.setup_runtime("gpu")

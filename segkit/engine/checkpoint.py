@@ -35,7 +35,8 @@ def find_latest_checkpoint(runs_dir="runs", name="best.pt") -> Path | None:
 
 
 def capture_rng_state() -> dict:
-    """Python, NumPy (global), torch CPU and CUDA generator states, as tensors and plain data."""
+    """Python, NumPy (global), torch CPU and this process's CUDA device generator states, as tensors and plain
+    data (every rank of a DDP run captures its own; the trainer gathers them)."""
     version, mt_state, gauss_next = random.getstate()
     _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state = {
@@ -44,13 +45,14 @@ def capture_rng_state() -> dict:
                   "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state()  # the current device: the one this process trains on
     return state
 
 
 def restore_rng_state(state: dict) -> None:
-    """Inverse of ``capture_rng_state``; CUDA states are restored for the devices present."""
+    """Inverse of ``capture_rng_state``. ``state`` holds CPU tensors (checkpoints are loaded on the CPU whatever
+    the training device); a CUDA state goes to the current device (older checkpoints: one per device)."""
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     numpy = state["numpy"]
@@ -58,5 +60,8 @@ def restore_rng_state(state: dict) -> None:
                          numpy["has_gauss"], numpy["cached_gaussian"]))
     torch.set_rng_state(state["torch"].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state.cpu(), device)
+        if isinstance(state["cuda"], torch.Tensor):
+            torch.cuda.set_rng_state(state["cuda"].cpu())
+        else:  # written before per-rank states: every device's, as that process saw them
+            for device, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
+                torch.cuda.set_rng_state(cuda_state.cpu(), device)

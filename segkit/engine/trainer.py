@@ -8,9 +8,10 @@ checkpoint stores everything else that changes (weights, optimizer, scheduler, s
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
-import math
 import os
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from segkit.config import Config
+from segkit.config import Config, ModelConfig
 from segkit.data.cityscapes import build_dataset, worker_init_fn
 from segkit.data.labels import IGNORE_INDEX
 from segkit.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -52,20 +53,38 @@ class Runtime:
 
 def setup_runtime(device: str | None = None) -> Runtime:
     """Read torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK) and join the process group: nccl on GPUs,
-    gloo on CPUs. Without torchrun: one process on ``device`` (default: CUDA when available)."""
+    gloo on CPUs. Without torchrun: one process on ``device`` (default: CUDA when available), e.g. ``cuda:1``;
+    under torchrun each process takes GPU LOCAL_RANK, whatever index ``device`` names."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    try:
+        wanted = torch.device(device) if device is not None else None
+    except RuntimeError:
+        raise UserError(f"--device {device!r} is not a device; use cpu, cuda or cuda:N.") from None
+    use_cuda = torch.cuda.is_available() if wanted is None else wanted.type == "cuda"
     if use_cuda and not torch.cuda.is_available():
         raise UserError(f"--device {device} asked for CUDA, but torch sees no GPU here; use --device cpu.")
     if use_cuda:
-        torch.cuda.set_device(local_rank)
-        dev = torch.device("cuda", local_rank)
+        index = local_rank if world_size > 1 or wanted is None or wanted.index is None else wanted.index
+        if index >= torch.cuda.device_count():
+            raise UserError(f"--device {device or 'cuda'} needs GPU {index}, but torch sees "
+                            f"{torch.cuda.device_count()}; choose one of cuda:0..{torch.cuda.device_count() - 1}.")
+        torch.cuda.set_device(index)
+        dev = torch.device("cuda", index)
+    elif wanted is not None and wanted.type != "cpu":
+        raise UserError(f"--device {device} is not supported for training; use cpu or cuda[:N].")
     else:
         dev = torch.device("cpu")
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return Runtime(rank, world_size, local_rank, dev)
+
+
+def seed_everything(seed: int) -> None:
+    """Python's, NumPy's and torch's (CPU and CUDA) global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 # ------------------------------------------------------------------------------------------------------ data
@@ -88,24 +107,25 @@ def sample_seed(seed: int, epoch: int, position: int) -> int:
 class TrainStream(Sampler):
     """An endless, resumable stream of ``(index, augmentation_seed)`` for one rank.
 
-    Epoch ``e`` is a permutation drawn from ``seed + e``; rank ``r`` of ``R`` takes positions ``r, r+R, ...``,
-    so that batch ``t`` of all ranks together is the same set of samples, with the same seeds, as batch ``t`` of
-    one process with an R-times larger batch. ``start`` skips the first samples of this rank (resume).
+    One global stream, sliced: epoch ``e`` is a permutation drawn from ``seed + e``, the epochs follow each other
+    without padding, and rank ``r`` of ``R`` takes global positions ``r, r+R, ...``. So batch ``t`` of all ranks
+    together is exactly batch ``t`` of one process with an R-times larger batch -- the same samples with the
+    same seeds, for any data set size and across epoch boundaries. ``start`` skips this rank's first samples
+    (resume).
     """
 
     def __init__(self, size: int, seed: int, rank: int = 0, world_size: int = 1, start: int = 0):
         self.size, self.seed, self.rank, self.world_size, self.start = size, seed, rank, world_size, start
-        self.per_rank = math.ceil(size / world_size)
 
     def __iter__(self):
-        epoch, offset = divmod(self.start, self.per_rank)
+        position, epoch, order = self.start * self.world_size + self.rank, -1, []
         while True:
-            order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
-            order += order[: self.per_rank * self.world_size - self.size]  # pad like DistributedSampler
-            for k in range(offset, self.per_rank):
-                position = k * self.world_size + self.rank
-                yield order[position], sample_seed(self.seed, epoch, position)
-            epoch, offset = epoch + 1, 0
+            current, index = divmod(position, self.size)
+            if current != epoch:
+                epoch = current
+                order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + epoch)).tolist()
+            yield order[index], sample_seed(self.seed, epoch, index)
+            position += self.world_size
 
 
 class SeededAugmentation(Dataset):
@@ -245,17 +265,13 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
                            ohem_min_kept=cfg.ohem_min_kept, lovasz_weight=cfg.lovasz_weight,
                            dice_weight=cfg.dice_weight).to(rt.device)
 
+    # From here on each rank draws its own random numbers (dropout masks): distinct streams, seed + rank.
+    seed_everything(cfg.seed + rt.rank)
     start, best_miou = 0, -1.0
     if resume:
         if not last_path.is_file():
             raise UserError(f"--resume found no {last_path}; start without --resume or pass the run's --work-dir.")
-        state = load_checkpoint(last_path, map_location=rt.device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        restore_rng_state(state["rng"])
-        start, best_miou = int(state["iteration"]), float(state.get("best_miou", -1.0))
+        start, best_miou = resume_from(last_path, config, rt, model, optimizer, scheduler, scaler)
         if rt.is_main:  # drop log lines written after the checkpoint: they are about to be redone
             kept = [r for r in read_log(work_dir / "log.jsonl") if r["iteration"] <= start]
             (work_dir / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
@@ -280,10 +296,11 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
     log = RunLog(work_dir, rt.is_main)
 
     def checkpoint_state(iteration: int) -> dict:
+        """Called on every rank: each contributes its RNG states, rank 0 writes the file."""
         return {"model": model.state_dict(), "config": config.to_dict(), "iteration": iteration,
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict(), "rng": capture_rng_state(), "best_miou": best_miou,
-                "sampler": {"samples_per_rank": iteration * cfg.batch_size, "seed": cfg.seed}}
+                "scaler": scaler.state_dict(), "rng": gather_rng_states(rt), "world_size": rt.world_size,
+                "best_miou": best_miou}
 
     bar = tqdm(total=cfg.iterations, initial=start, disable=not (progress and rt.is_main), dynamic_ncols=True)
     window_loss, window_start, window_steps = 0.0, time.perf_counter(), 0
@@ -311,6 +328,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
                             f"and {last_path} keeps the last good state (lower train.lr or check the data).")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
+        lr = optimizer.param_groups[0]["lr"]  # the rate this step uses (the scheduler moves on below)
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
@@ -321,7 +339,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         bar.update(1)
         if done % cfg.log_every == 0 or done == cfg.iterations:
             elapsed = time.perf_counter() - window_start
-            record = {"iteration": done, "loss": window_loss / window_steps, "lr": optimizer.param_groups[0]["lr"],
+            record = {"iteration": done, "loss": window_loss / window_steps, "lr": lr,
                       "it_per_s": window_steps / max(elapsed, 1e-9)}
             log.write(record)
             bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
@@ -340,8 +358,9 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
                     save_checkpoint(best_path, {"model": model.state_dict(), "config": config.to_dict(),
                                                 "iteration": done, "best_miou": best_miou})
         if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+            state = checkpoint_state(done)
             if rt.is_main:
-                save_checkpoint(last_path, checkpoint_state(done))
+                save_checkpoint(last_path, state)
     bar.close()
     log.close()
     if rt.is_main:
@@ -350,6 +369,43 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         dist.barrier()
     return {"iterations": cfg.iterations, "best_miou": best_miou, "work_dir": str(work_dir),
             "last": str(last_path), "best": str(best_path)}
+
+
+def gather_rng_states(rt: Runtime) -> list[dict]:
+    """Every rank's RNG states, in rank order (a collective: all ranks call it)."""
+    state = capture_rng_state()
+    if not rt.distributed:
+        return [state]
+    states: list = [None] * rt.world_size
+    dist.all_gather_object(states, state)
+    return states
+
+
+def resume_from(path: Path, config: Config, rt: Runtime, model: nn.Module, optimizer, scheduler, scaler) \
+        -> tuple[int, float]:
+    """Restore a run from ``path`` (its iteration and best mIoU are returned). The file is read on the CPU
+    whatever the training device: RNG states must stay CPU tensors, and ``load_state_dict`` moves weights and
+    optimizer state to their parameters' device. A run of another model, batch size or number of processes
+    cannot continue exactly (the data stream would seek elsewhere): one UserError."""
+    state = load_checkpoint(path, map_location="cpu")
+    saved = Config.from_dict(state["config"])
+    differs = [f"model.{f.name}" for f in dataclasses.fields(ModelConfig) if f.name != "pretrained"
+               and getattr(saved.model, f.name) != getattr(config.model, f.name)]
+    if differs:
+        raise UserError(f"{path} was trained with another model ({', '.join(differs)} differ); resume with the "
+                        f"config of that run, or start a new run in another --work-dir.")
+    saved_world = int(state.get("world_size", 1))
+    if (saved.train.batch_size, saved_world) != (config.train.batch_size, rt.world_size):
+        raise UserError(f"{path} was written by {saved_world} process(es) with train.batch_size="
+                        f"{saved.train.batch_size}; resume with the same (now {rt.world_size} with "
+                        f"{config.train.batch_size}), or the data stream would continue elsewhere.")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    states = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]  # older files: rank 0's only
+    restore_rng_state(states[rt.rank])
+    return int(state["iteration"]), float(state.get("best_miou", -1.0))
 
 
 def validate(model: nn.Module, dataset, resolutions, rt: Runtime, workers: int) -> float:
