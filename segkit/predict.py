@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import functools
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,12 +40,29 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from segkit.data.labels import colorize
 from segkit.data.transforms import image_to_tensor, scale_offset
 from segkit.errors import UserError
+from segkit.export import onnx_bytes, ort_session
 from segkit.inference import (RESOLUTION_SCALES, grid_size, grid_stride, pad_to_grid, predict_scores, resize_images,
                               scaled_size, to_labels)
 from segkit.labelmap import label_map, resize_steps
 from segkit.models import load_model
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino", "openvino-bf16")
+MIN_PHOTO_SIZE = 32  # pixels, each side: below that the network's strided layers run out of image
+CACHED_SIZES = 4  # compiled graphs kept per backend (one per photo size): a camera's photos share one size
+
+
+class SizeCache(OrderedDict):
+    """The compiled graphs of the last ``CACHED_SIZES`` sizes used (least recently used dropped first), so a folder
+    of photos of many sizes does not grow memory without limit."""
+
+    def get_or_build(self, key, build):
+        if key in self:
+            self.move_to_end(key)
+        else:
+            self[key] = build()
+            while len(self) > CACHED_SIZES:
+                self.popitem(last=False)
+        return self[key]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -170,14 +188,11 @@ class OnnxRuntimeBackend:
         self.model = copy.deepcopy(model).float().eval()
         self.threads = threads
         self.stride = grid_stride(model)
-        self.sessions: dict = {}
+        self.sessions = SizeCache()
 
     def session(self, size: tuple[int, int]):
-        if size not in self.sessions:
-            from segkit.export import onnx_bytes, ort_session
-
-            self.sessions[size] = ort_session(onnx_bytes(HeadLogits(self.model), size), self.threads)
-        return self.sessions[size]
+        return self.sessions.get_or_build(size, lambda: ort_session(onnx_bytes(HeadLogits(self.model), size),
+                                                                     self.threads))
 
     def __call__(self, images: torch.Tensor, resolution: str) -> torch.Tensor:
         return network_labels(self.network, images, resolution, self.stride)
@@ -209,15 +224,12 @@ class OpenVinoBackend:
         self.stride = grid_stride(model)
         self.settings = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                          "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
-        self.requests: dict = {}
+        self.requests = SizeCache()
 
     def request(self, size: tuple[int, int], photo: tuple | None = None):
         """The compiled network for normalised images of ``size`` (on the pixel grid), or with ``photo`` =
         (photo size, normalize) for uint8 photos of that size resized to ``size`` (``PhotoLogits``)."""
-        key = (size, photo)
-        if key not in self.requests:
-            from segkit.export import onnx_bytes
-
+        def build():
             if photo is None:
                 graph = onnx_bytes(HeadLogits(self.model), size)
             else:
@@ -225,14 +237,19 @@ class OpenVinoBackend:
                 graph = onnx_bytes(PhotoLogits(self.model, normalize, size), photo_size, input_dtype=torch.uint8,
                                    channels_last_input=True)
             compiled = self.core.compile_model(self.core.read_model(graph, b""), "CPU", self.settings)
-            self.requests[key] = compiled.create_infer_request()
-        return self.requests[key]
+            return compiled.create_infer_request()
+
+        return self.requests.get_or_build((size, photo), build)
 
     @torch.inference_mode()
     def predict_photo(self, photo: np.ndarray, resolution: str, normalize: str) -> torch.Tensor:
         """Labels (H, W) uint8 of an RGB uint8 photo (H, W, 3): its bytes go straight into the graph."""
         size = photo.shape[:2]
         network_size = scaled_size(size, RESOLUTION_SCALES[resolution])
+        if size[0] % network_size[0] or size[1] % network_size[1]:
+            # An area resize by a non-integer factor exports as an adaptive pooling the exporter rejects: resize
+            # outside the graph (odd photo sizes at half resolution).
+            return self(image_to_tensor(photo, normalize)[None], resolution)
         request = self.request(network_size, (tuple(size), normalize))
         logits = torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(photo)[None]})[0], copy=True))
         return label_map(logits, resize_steps(network_size, size, grid_size(network_size, self.stride)))
@@ -337,6 +354,9 @@ class Predictor:
         image = np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
+        if min(image.shape[:2]) < MIN_PHOTO_SIZE:
+            raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
+                            f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
         start = time.perf_counter()
         if hasattr(self.backend, "predict_photo"):  # the backend normalises inside its graph
             middle = start

@@ -186,3 +186,71 @@ def test_exported_label_graph_keeps_labels_aligned_with_the_photo():
     session = ort_session(onnx_bytes(GridProbe(), (512, 1024), labels=True))
     labels = session.run(None, {"images": image_to_tensor(image, "tf")[None].contiguous().numpy()})[0][0]
     assert np.array_equal(labels, expected_stripe_labels(image, 1, "full"))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_every_backend_takes_odd_photo_sizes_at_both_resolutions(checkpoint, backend):
+    # OpenVINO's photo graph resizes inside; a non-integer area factor (odd sizes at half) once broke its export
+    path, model, config = checkpoint
+    predictor = Predictor.from_checkpoint(path, backend=backend)
+    for size in ((375, 500), (99, 99), (1023, 2047)):
+        image = photo(*size)
+        for resolution in ("full", "half"):
+            labels = predictor.predict(image, resolution)
+            assert labels.shape == size and labels.dtype == np.uint8, (size, resolution)
+            if size == (99, 99):
+                expected = eager_labels(model, image, config.data.normalize, resolution)
+                assert (labels == expected).mean() >= 0.999, (size, resolution)
+    with pytest.raises(UserError, match="31x40 pixels; segkit needs at least 32x32"):
+        predictor.predict(photo(40, 31))
+
+
+def test_compiled_graphs_per_size_are_bounded(checkpoint):
+    from segkit.predict import CACHED_SIZES
+
+    predictor = Predictor.from_checkpoint(checkpoint[0], backend="onnxruntime")
+    heights = range(40, 40 + 16 * (CACHED_SIZES + 2), 16)  # padded to 49, 65, ...: a new network size each
+    for height in heights:
+        predictor.predict(photo(height, 48))
+    assert len(predictor.backend.sessions) == CACHED_SIZES
+    assert (heights[-1] + 9, 49) in predictor.backend.sessions  # the most recent kept, the oldest dropped
+    assert (49, 49) not in predictor.backend.sessions
+
+
+def test_concurrent_label_maps_leave_the_thread_count_alone(monkeypatch):
+    # The label map once set torch's process-wide thread count to 1 around its small ops and restored what it had
+    # read: two overlapping calls (the second reading the first's 1) could leave the process at 1 thread.
+    import threading
+
+    from segkit import labelmap
+    from segkit.inference import grid_size
+    from segkit.labelmap import label_map, resize_steps
+
+    monkeypatch.setattr(labelmap, "MAX_MIXED", 1.0)
+    real, first_inside, second_inside, first_done = labelmap._interpolate_mixed, *(threading.Event() for _ in range(3))
+
+    def overlapping(*args, **kwargs):  # the first call leaves while the second is still inside
+        if threading.current_thread().name == "first":
+            first_inside.set()
+            second_inside.wait(10)
+        else:
+            second_inside.set()
+            first_done.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(labelmap, "_interpolate_mixed", overlapping)
+    steps = resize_steps((96, 160), (96, 160), grid_size((96, 160), 16))
+    logits = scene_logits((13, 21))
+    before = torch.get_num_threads()
+    first = threading.Thread(target=lambda: (label_map(logits, steps), first_done.set()), name="first")
+    second = threading.Thread(target=label_map, args=(logits, steps), name="second")
+    first.start()
+    first_inside.wait(10)
+    second.start()
+    first.join()
+    second.join()
+    seen = []  # what a thread started now (a server's next request) runs with
+    later = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    later.start()
+    later.join()
+    assert first_done.is_set() and torch.get_num_threads() == before and seen == [before]
