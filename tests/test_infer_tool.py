@@ -76,3 +76,74 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path):
     result = infer(tmp_path, "good.png")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert "runs/*/best.pt" in result.stderr and "tools/train.py" in result.stderr
+
+
+def load_infer_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("segkit_tools_infer", ROOT / "tools" / "infer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_output_names_never_collide():
+    names = load_infer_tool().output_names
+    # a.png and a.jpg once both became "a" / "a_1", and a_1.png then overwrote one of them
+    assert names([Path("a.png"), Path("a.jpg"), Path("a_1.png")]) == ["a_png", "a_jpg", "a_1"]
+    assert names([Path("day/a.png"), Path("night/a.png"), Path("b.png")]) == ["day/a", "night/a", "b"]
+    assert names([Path("x/a.png"), Path("y/a.png"), Path("x/a.jpg"), Path("y/a.jpg")]) == [
+        "x/a_png", "y/a_png", "x/a_jpg", "y/a_jpg"]
+    # a stem that equals another input's extended name: still all different
+    assert len(set(names([Path("a.png"), Path("a_png.jpg"), Path("a.jpg"), Path("b/a.png")]))) == 4
+
+
+def test_inputs_sharing_a_name_all_get_outputs(workdir):
+    for name, size in (("a.png", (48, 80)), ("a.jpg", (56, 80)), ("a_1.png", (64, 80))):
+        write_photo(workdir / name, *size)
+    result = infer(workdir, "a.png", "a.jpg", "a_1.png", "a.png", "--backend", "torch", "--out", "o")
+    assert result.returncode == 0, result.stderr
+    out = workdir / "o"
+    sizes = {p.name: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).shape for p in out.glob("*_labelIds.png")}
+    assert sizes == {"a_png_labelIds.png": (48, 80), "a_jpg_labelIds.png": (56, 80), "a_1_labelIds.png": (64, 80)}
+    assert "3 of 3 inputs segmented" in result.stdout  # a.png named twice is segmented once
+
+
+def test_exif_orientation_turns_phone_photos_upright(tmp_path):
+    from PIL import Image, ImageOps
+
+    tool = load_infer_tool()
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:20, :30] = (250, 0, 0)  # a red top-left quadrant tells every turn and mirror apart
+    pixels[:20, 30:] = (0, 250, 0)
+    for orientation in range(1, 9):
+        path = tmp_path / f"o{orientation}.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        Image.fromarray(pixels).save(path, exif=exif, quality=95)
+        expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
+        got = tool.load_photo(path).astype(int)
+        assert got.shape == expected.shape and np.abs(got - expected).mean() < 3, orientation
+
+
+def test_infer_writes_labels_the_shape_a_viewer_shows(workdir):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 80 wide and 48 high, shown turned a quarter clockwise: 48 wide, 80 high
+    Image.fromarray(np.zeros((48, 80, 3), np.uint8)).save(workdir / "phone.jpg", exif=exif)
+    result = infer(workdir, "phone.jpg", "--backend", "torch", "--out", "o")
+    assert result.returncode == 0, result.stderr
+    assert cv2.imread(str(workdir / "o" / "phone_labelIds.png"), cv2.IMREAD_UNCHANGED).shape == (80, 48)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"]
+                         + (["openvino-bf16"] if __import__("segkit.predict").predict.cpu_has_bf16() else []))
+def test_odd_photo_sizes_at_half_resolution_on_every_backend(workdir, backend):
+    for name, size in (("p375.png", (375, 500)), ("p1023.png", (1023, 2047)), ("p99.png", (99, 99))):
+        write_photo(workdir / name, *size)
+    result = infer(workdir, "p375.png", "p1023.png", "p99.png", "--resolution", "half", "--backend", backend,
+                   "--out", "o")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    for name, size in (("p375", (375, 500)), ("p1023", (1023, 2047)), ("p99", (99, 99))):
+        assert cv2.imread(str(workdir / "o" / f"{name}_labelIds.png"), cv2.IMREAD_UNCHANGED).shape == size

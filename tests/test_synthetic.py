@@ -5,13 +5,17 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from cityscapesscripts.helpers.labels import labels as cs_labels
+from cityscapesscripts.helpers.labels import name2label
 
 from segkit.data.cityscapes import CityscapesDataset
-from segkit.data.labels import to_train_ids
+from segkit.data.labels import NUM_CLASSES, to_train_ids
 from segkit.data.synthetic import generate_scene, image_rng, make_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
+TRAIN, RAIL = name2label["train"].id, name2label["rail track"].id
+FLAT = [name2label[n].id for n in ("ground", "road", "sidewalk", "parking", "rail track", "terrain")]
 
 
 def test_deterministic_by_seed_and_split():
@@ -54,6 +58,49 @@ def test_class_coverage():
         seen |= set(np.unique(to_train_ids(ids)).tolist())
     seen.discard(255)
     assert len(seen) >= 16, sorted(seen)
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def small_city(request, tmp_path_factory):
+    """labelIds of the smallest data set with all 19 classes in both splits for seeds 0 and 1 (the default seed
+    needs 7 + 5 images at this size, seed 1 needs 9 + 7); read back from the written tree."""
+    root = tmp_path_factory.mktemp(f"city{request.param}")
+    make_synthetic(root, train=10, val=8, height=64, width=128, seed=request.param)
+    return {split: [cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+                    for p in sorted((root / "gtFine" / split).glob("*/*_labelIds.png"))] for split in ("train", "val")}
+
+
+def test_every_class_in_both_splits(small_city):
+    for split, labels in small_city.items():
+        seen = set().union(*(np.unique(to_train_ids(ids)).tolist() for ids in labels)) - {255}
+        assert seen == set(range(NUM_CLASSES)), (split, sorted(set(range(NUM_CLASSES)) - seen))
+
+
+def test_trams_stand_on_rails(small_city):
+    """Directly below a tram's bottom edge, where the ground shows, lies its track bed (rail track), far more often
+    than rail track's share of the ground in the same images."""
+    below, ground = [], []
+    for ids in small_city["train"] + small_city["val"]:
+        tram = ids == TRAIN
+        if not tram.any():
+            continue
+        cols = np.flatnonzero(tram[:-1].any(0))
+        bottom = tram.shape[0] - 2 - np.argmax(tram[-2::-1, cols], 0)  # lowest tram row above the last, per column
+        under = ids[bottom + 1, cols]
+        below.append(under[np.isin(under, FLAT)])
+        ground.append(ids[np.isin(ids, FLAT)])
+    below, ground = np.concatenate(below), np.concatenate(ground)
+    assert len(below) >= 15, len(below)
+    on_rails, rail_share = np.mean(below == RAIL), np.mean(ground == RAIL)
+    assert on_rails >= 0.8 and on_rails > 2 * rail_share, (on_rails, rail_share, np.unique(below, return_counts=True))
+
+
+def test_tram_scene_deterministic():
+    a = generate_scene(64, 128, image_rng(0, "train", 6))
+    b = generate_scene(64, 128, image_rng(0, "train", 6))
+    assert TRAIN in a[1] and RAIL in a[1]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
 
 
 def test_cli(tmp_path):

@@ -8,7 +8,10 @@
 Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
 patterns. For an input NAME.ext the outputs are NAME_color.png (trainId colours), NAME_overlay.png (the mask
 blended on the photo) and NAME_labelIds.png (single-channel Cityscapes labelIds, what the official tools read)
-in --out, by default the folder `infer/` beside the checkpoint (runs/<name>/infer/).
+in --out, by default the folder `infer/` beside the checkpoint (runs/<name>/infer/). Inputs that share a NAME
+keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from different folders, their folder
+(day/a.png, night/a.png -> day/a, night/a): no output overwrites another. Photos are turned upright by their
+EXIF orientation (phone photos), as image viewers show them.
 
 A file that is missing, not an image or unreadable gets one line on stderr; the others still run, and the exit
 status is 1 if any failed (2 for a usage error such as no checkpoint).
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from segkit.cli import main_guard  # noqa: E402
@@ -38,6 +42,7 @@ from segkit.fileio import atomic_write_bytes  # noqa: E402
 from segkit.predict import BACKENDS, Predictor, overlay  # noqa: E402
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+ORIENTATION_TAG = 0x0112  # EXIF
 TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
 
 
@@ -106,19 +111,66 @@ def load_photo(path: Path) -> np.ndarray:
         raise UserError(f"{path}: is a folder, not an image")
     with quiet_native_stderr():
         try:
-            return read_image(path)
+            return upright(read_image(path), exif_orientation(path))
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
 
 
-def output_names(paths: list[Path]) -> list[str]:
-    """Output stems: the input's stem, made unique with a counter when two inputs share one."""
-    names, seen = [], {}
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (1 = upright; 6 = turn 90 degrees clockwise, ...), 1 when there is none."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(ORIENTATION_TAG, 1))
+    except (OSError, ValueError, SyntaxError):  # not an image PIL reads: read_image has judged the file already
+        return 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The photo as a viewer shows it, for EXIF ``orientation`` 1-8 (mirrors and quarter turns)."""
+    flips = {2: (np.fliplr, 0), 3: (None, 2), 4: (np.flipud, 0), 5: (np.fliplr, 1), 6: (None, 3), 7: (np.fliplr, 3),
+             8: (None, 1)}
+    if orientation not in flips:
+        return image
+    mirror, turns = flips[orientation]
+    image = mirror(image) if mirror is not None else image
+    return np.ascontiguousarray(np.rot90(image, k=turns))
+
+
+def unique_inputs(paths: list[Path]) -> list[Path]:
+    """The inputs in order, each file once (a file named twice, e.g. by a folder and a glob, is segmented once)."""
+    seen, unique = set(), []
     for path in paths:
-        stem = path.stem
-        count = seen.get(stem, 0)
-        seen[stem] = count + 1
-        names.append(stem if count == 0 else f"{stem}_{count}")
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """Output names (stems, possibly with a folder), one per input, all different: the input's stem; where inputs
+    share a stem, the stem with the extension (a_png), else with the folder relative to the inputs' common folder
+    (day/a), else both."""
+    if not paths:
+        return []
+    absolute = [Path(os.path.abspath(path)) for path in paths]
+    root = Path(os.path.commonpath([path.parent for path in absolute]))
+    schemes = (lambda p: p.stem, lambda p: f"{p.stem}_{p.suffix.lstrip('.')}",
+               lambda p: (p.parent.relative_to(root) / p.stem).as_posix(),
+               lambda p: (p.parent.relative_to(root) / f"{p.stem}_{p.suffix.lstrip('.')}").as_posix())
+    names = [p.stem for p in absolute]
+    for scheme in schemes[1:]:
+        counts = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        clashing = [i for i, name in enumerate(names) if counts[name] > 1]
+        if not clashing:
+            break
+        for i in clashing:
+            names[i] = scheme(absolute[i])
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # only the same file twice gets here, and unique_inputs removes those
+        raise UserError(f"two inputs would write the same outputs ({', '.join(repeated)}); pass each file once.")
     return names
 
 
@@ -136,6 +188,7 @@ def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray
     outputs = {f"{name}_color.png": colorize(labels), f"{name}_overlay.png": overlay(image, labels),
                f"{name}_labelIds.png": to_label_ids(labels)}
     for filename, array in outputs.items():
+        (out_dir / filename).parent.mkdir(parents=True, exist_ok=True)
         write_png(out_dir / filename, array)
 
 
@@ -143,6 +196,7 @@ def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray
 def main(argv=None) -> int:
     args = parse_args(argv)
     paths, failures = expand_inputs(args.inputs)
+    paths = unique_inputs(paths)
     checkpoint = resolve_checkpoint(args.checkpoint)
     predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"

@@ -3,15 +3,23 @@
 Each image is a procedurally drawn street seen from a car's windscreen camera (pin-hole, 1.2 m above the road,
 focal length 1.1 x width as Cityscapes): sky, a road in perspective with lane markings, sidewalks, terrain,
 building facades with windows, walls, fences, trees, poles, traffic lights and signs, cars, trucks, buses,
-persons, riders on bicycles and motorcycles, parked bicycles, and void regions (ego vehicle, out-of-roi border,
-static objects, parking). Objects are painted far to near, so near ones occlude far ones, and the label image
-receives the same polygons as the colour image. Classes differ by colour, texture (per-class noise), shape and
-context, each varied per object; lighting, shadows, sensor noise and blur vary per image. No train class 16
-("train") is drawn.
+persons, riders on bicycles and motorcycles, parked bicycles, trams, and void regions (ego vehicle, out-of-roi
+border, static objects, parking, rail track). Objects are painted far to near, so near ones occlude far ones, and
+the label image receives the same polygons as the colour image; a tram's long side is painted in slices of about
+two metres (its window bays), each at its own depth. Classes differ by colour, texture (per-class noise), shape
+and context, each varied per object; lighting, shadows, sensor noise and blur vary per image.
+
+About a third of the streets carry a tram line: one or two standard-gauge tracks in inner lanes, in asphalt or setts
+shared with the traffic, or one on a reserved ballast or grass bed in a curb lane; the bed is rail track (void),
+with steel rails. On most tracks stands a multi-section low-floor tram (class "train", on its bed), seen from
+behind or, on the oncoming side, from the front: livery, window bays, doors, articulation bellows, windscreen,
+destination display, lights, pantograph. Traffic that would collide with a tram, or stand on a reserved bed, is
+left out.
 
 Labels are written as official **labelIds** (``cityscapesscripts`` table), not trainIds. Image ``i`` of a split
 uses the random stream ``(seed, split, i)``: deterministic, train and val independent, and adding images does not
-change the existing ones.
+change the existing ones. The tram line draws from a child stream of it (``Generator.spawn``), so a street without
+one is drawn exactly as it would be without trams in the generator.
 """
 from __future__ import annotations
 
@@ -41,6 +49,9 @@ LIGHT, SIGN, VEGETATION, TERRAIN, SKY = (_id(n) for n in ("traffic light", "traf
 PERSON, RIDER, CAR, TRUCK, BUS = (_id(n) for n in ("person", "rider", "car", "truck", "bus"))
 MOTORCYCLE, BICYCLE = _id("motorcycle"), _id("bicycle")
 EGO, OUT_OF_ROI, STATIC, PARKING, GROUND = (_id(n) for n in ("ego vehicle", "out of roi", "static", "parking", "ground"))
+TRAIN, RAIL = _id("train"), _id("rail track")
+TRAM_LINE = 0.35  # share of streets with a tram line
+GAUGE = 1.435  # metres between the rails (standard gauge)
 
 
 def _texture_table(values: dict[int, tuple[float, float, float]]) -> np.ndarray:
@@ -57,7 +68,7 @@ TEXTURE = _texture_table({
     VEGETATION: (0.12, 0.30, 0.12), TERRAIN: (0.10, 0.12, 0.05), SKY: (0.03, 0.01, 0.005), PERSON: (0.03, 0.04, 0.03),
     RIDER: (0.03, 0.04, 0.03), CAR: (0.02, 0.02, 0.015), TRUCK: (0.03, 0.03, 0.02), BUS: (0.02, 0.02, 0.015),
     MOTORCYCLE: (0.02, 0.02, 0.02), BICYCLE: (0.02, 0.02, 0.02), EGO: (0.02, 0.02, 0.02), STATIC: (0.05, 0.05, 0.04),
-    PARKING: (0.05, 0.05, 0.05), GROUND: (0.08, 0.08, 0.05),
+    PARKING: (0.05, 0.05, 0.05), GROUND: (0.08, 0.08, 0.05), TRAIN: (0.02, 0.02, 0.015), RAIL: (0.06, 0.09, 0.08),
 })
 
 
@@ -491,6 +502,188 @@ def _static_object(c: Canvas, x: float, z: float) -> None:
              _pick(rng, [(60, 90, 60), (90, 90, 95), (160, 120, 40), (50, 50, 60)], 10), STATIC)
 
 
+# Track beds (RGB) and tram liveries (body, band).
+BEDS = {
+    "asphalt": [(95, 95, 98), (80, 80, 86), (112, 108, 106)],
+    "setts": [(120, 112, 102), (104, 100, 96), (136, 126, 114)],
+    "ballast": [(125, 116, 102), (110, 106, 98), (138, 128, 112)],
+    "grass": [(100, 145, 65), (120, 160, 80), (88, 128, 58)],
+}
+LIVERIES = [((232, 205, 60), (70, 70, 72)), ((240, 240, 235), (200, 30, 35)), ((240, 240, 235), (40, 110, 60)),
+            ((238, 238, 232), (40, 80, 170)), ((200, 35, 40), (235, 235, 230)), ((212, 218, 222), (230, 120, 30)),
+            ((245, 230, 200), (120, 30, 40)), ((40, 95, 60), (225, 225, 215))]
+
+
+def plan_tram_line(layout: dict, rng: np.random.Generator) -> list[dict]:
+    """The street's tram tracks (none on most streets), each with its tram or none; draws only from ``rng``.
+
+    A track shared with the traffic (asphalt or setts) lies in an inner lane where the road has some; a reserved
+    bed (ballast or grass, with a kerb) takes a curb lane, so that the camera's car never drives on it."""
+    if rng.random() >= TRAM_LINE:
+        return []
+    r = layout["road_half"]
+    lanes = max(1, int(round(2 * r / 3.3)))
+    lane_w = 2 * r / lanes
+    bed = str(rng.choice(list(BEDS), p=[0.4, 0.25, 0.15, 0.2]))
+    if bed in ("ballast", "grass") and lanes >= 3:
+        side = 1 if rng.random() < 0.5 else -1
+        beds = [(side * (r - lane_w / 2 + 0.04), lane_w / 2 - 0.04)]  # curb to the dashed line, edge line covered
+    else:
+        bed = {"ballast": "setts", "grass": "asphalt"}.get(bed, bed)
+        inner = list(range(1, lanes - 1)) or list(range(lanes))
+        count = min(len(inner), 1 + int(rng.random() < 0.5))
+        first = int(rng.integers(len(inner) - count + 1))
+        # each bed stays clear of the dashed lane lines, and of the edge line in a curb lane
+        beds = [(-r + lane_w * (lane + 0.5), min(rng.uniform(1.3, 1.55), lane_w / 2 - (0.4 if lane in (0, lanes - 1)
+                                                                                        else 0.08)))
+                for lane in inner[first:first + count]]  # as wide as a tram and a bit, if the lane allows
+    bed_colour, steel = _pick(rng, BEDS[bed], 8), _vary(rng, (170, 166, 164), 10)
+    return [{"x": x, "half": half, "bed": bed, "bed_colour": bed_colour, "steel": steel,
+             "tram": _plan_tram(rng, x, 2 * half - 0.1) if rng.random() < 0.8 else None} for x, half in beds]
+
+
+def _plan_tram(rng: np.random.Generator, x: float, max_width: float) -> dict:
+    """Size, position and look of one articulated tram; its face is at depth ``z``, its sections run away."""
+    w = min(rng.uniform(2.3, 2.65), max_width)
+    sections, section, joint = int(rng.integers(3, 6)), rng.uniform(5.5, 8.0), 0.5
+    body, band = (np.asarray(v, dtype=np.float64) for v in LIVERIES[rng.integers(len(LIVERIES))])
+    bays = max(2, int(round(section / rng.uniform(1.6, 2.1))))
+    return {
+        "x": x, "w": w, "h": rng.uniform(3.3, 3.6), "z": rng.uniform(8, 60), "sections": sections,
+        "section": section, "joint": joint, "length": sections * section + (sections - 1) * joint, "bays": bays,
+        "doors": {int(rng.integers(bays)), int(rng.integers(bays))}, "body": _vary(rng, body, 10),
+        "band": _vary(rng, band, 10), "band_y": (0.45, 0.8) if rng.random() < 0.5 else (0.85, 1.05),
+        "skirt": _pick(rng, [(50, 50, 55), (90, 90, 95)], 6),
+        "glass": _pick(rng, [(40, 45, 55), (60, 70, 80), (30, 35, 42)], 8),
+        "side_x": x - w / 2 if x > 0 else x + w / 2,  # the side facing the camera axis
+        "front": x < -0.5,  # oncoming trams (left of the camera) show their front and headlights
+        "text": rng.uniform(0.5, 1.3), "pantograph": bool(rng.random() < 0.8),
+    }
+
+
+def draw_tracks(c: Canvas, tracks: list[dict]) -> None:
+    """Track beds and rails over the road, after its markings: a bed keeps clear of the lane lines, crosswalk
+    stripes stop at it."""
+    for t in tracks:
+        x, half, near, far = t["x"], t["half"], 0.5, 400.0
+
+        def strip(x0, x1, colour, z0=near, z1=far):
+            c.fill3d([(x0, 0, z0), (x1, 0, z0), (x1, 0, z1), (x0, 0, z1)], colour, RAIL)
+
+        strip(x - half, x + half, t["bed_colour"])
+        if t["bed"] in ("ballast", "grass"):  # the kerb on the road side
+            inner = x - np.sign(x) * half
+            strip(inner, inner + np.sign(x) * 0.15, (175, 172, 165))
+        if t["bed"] == "ballast":  # concrete sleepers, as far as they stay 3 px apart
+            reach = min(half - 0.05, 1.3)
+            for z in np.arange(1.0, np.sqrt(c.f * CAMERA_HEIGHT * 0.6 / 3), 0.6):
+                strip(x - reach, x + reach, t["bed_colour"] * 1.2 + 10, z, z + 0.22)
+        for rail in (x - GAUGE / 2, x + GAUGE / 2):
+            inside = 1 if rail < x else -1
+            if t["bed"] in ("asphalt", "setts"):  # grooved rail: a dark groove on the inner side of the head
+                strip(rail + inside * 0.03, rail + inside * 0.07, (35, 35, 38), 1.0)
+            else:  # rail web shadow on the bed
+                strip(rail - inside * 0.03, rail - inside * 0.07, t["bed_colour"] * 0.6, 1.0)
+            strip(rail - 0.03, rail + 0.03, t["steel"], 1.0)
+
+
+def add_trams(tracks: list[dict], objects: list) -> None:
+    """Leave out traffic that would collide with a tram or stand on a reserved bed; add the trams, in slices."""
+    sizes = {"car": (1.0, 4.8), "truck": (1.3, 10.0), "bus": (1.3, 13.0)}  # half width, length
+
+    def collides(item) -> bool:
+        _, draw, args = item
+        if draw is _vehicle:
+            (half, length), x, z = sizes[args[2]], args[0], args[1]
+        elif draw is _bike:
+            (half, length), x, z = (0.4, 1.3), args[0], args[1]
+        else:
+            return False
+        for t in tracks:
+            if t["bed"] in ("ballast", "grass") and abs(x - t["x"]) < t["half"] + half:
+                return True
+            tram = t["tram"]
+            if tram and abs(x - tram["x"]) < tram["w"] / 2 + half + 0.1 and z < tram["z"] + tram["length"] + 1 \
+                    and z + length > tram["z"] - 1:
+                return True
+        return False
+
+    objects[:] = [item for item in objects if not collides(item)]
+    for t in tracks:
+        tram = t["tram"]
+        if tram is None:
+            continue
+        if abs(tram["x"]) > tram["w"] / 2:  # its side shows: one window bay at a time, each at its own depth
+            bay = tram["section"] / tram["bays"]
+            for s in range(tram["sections"]):
+                z0 = tram["z"] + s * (tram["section"] + tram["joint"])
+                for k in range(tram["bays"]):
+                    objects.append((z0 + k * bay, _tram_bay, (tram, z0 + k * bay, z0 + (k + 1) * bay,
+                                                              k in tram["doors"])))
+                if s < tram["sections"] - 1:
+                    objects.append((z0 + tram["section"], _tram_joint, (tram, z0 + tram["section"])))
+        objects.append((tram["z"] - 1e-3, _tram_face, (tram,)))  # in front of its own side
+
+
+def _tram_bay(c: Canvas, tram: dict, z0: float, z1: float, door: bool) -> None:
+    sx, h = tram["side_x"], tram["h"]
+
+    def panel(y0, y1, colour, a=z0, b=z1):
+        c.fill3d([(sx, y0, a), (sx, y1, a), (sx, y1, b), (sx, y0, b)], colour, TRAIN)
+
+    side = tram["body"] * 0.85
+    panel(0.08, h, side)
+    panel(0.08, 0.4, tram["skirt"] * 0.85)
+    panel(*tram["band_y"], tram["band"] * 0.85)
+    panel(h - 0.18, h, side * 0.8)
+    if door:
+        panel(0.35, 2.3, tram["skirt"] * 0.7, z0 + 0.12, z1 - 0.12)
+        panel(0.5, 2.2, tram["glass"], z0 + 0.2, z1 - 0.2)
+        p = c.project([(sx, 0.4, (z0 + z1) / 2), (sx, 2.25, (z0 + z1) / 2)])
+        c.line(p[0], p[1], tram["skirt"] * 0.7, TRAIN, max(1, c.px(0.05, z0)))
+    else:
+        panel(1.05, 2.6, tram["glass"], z0 + 0.1, z1 - 0.1)
+
+
+def _tram_joint(c: Canvas, tram: dict, z: float) -> None:
+    """The articulation bellows between two sections."""
+    sx = tram["side_x"]
+    c.fill3d([(sx, 0.3, z), (sx, tram["h"] - 0.1, z), (sx, tram["h"] - 0.1, z + tram["joint"]),
+              (sx, 0.3, z + tram["joint"])], (38, 38, 40), TRAIN)
+
+
+def _tram_face(c: Canvas, tram: dict) -> None:
+    """Roof equipment and pantograph (set back, drawn first), then the cab face with windscreen and lights."""
+    x, z, w, h = tram["x"], tram["z"], tram["w"], tram["h"]
+    x0, x1 = x - w / 2, x + w / 2
+    grey = (120, 122, 126)
+    c.fill3d([(x - 0.7, h - 0.1, z + 1.0), (x + 0.7, h - 0.1, z + 1.0), (x + 0.6, h + 0.3, z + 1.0),
+              (x - 0.6, h + 0.3, z + 1.0)], grey, TRAIN)
+    if tram["pantograph"]:
+        zp = z + tram["section"] / 2
+        arm = c.project([(x - 0.5, h + 0.3, zp), (x + 0.15, h + 0.9, zp), (x - 0.3, h + 1.5, zp)])
+        thick = max(1, c.px(0.05, zp))
+        c.line(arm[0], arm[1], (60, 60, 62), TRAIN, thick)
+        c.line(arm[1], arm[2], (60, 60, 62), TRAIN, thick)
+        bar = c.project([(x - 0.8, h + 1.5, zp), (x + 0.8, h + 1.5, zp)])
+        c.line(bar[0], bar[1], (60, 60, 62), TRAIN, thick)
+
+    def rect(a, b, y0, y1, colour):
+        c.fill3d([(a, y0, z), (b, y0, z), (b, y1, z), (a, y1, z)], colour, TRAIN)
+
+    c.fill3d([(x0, 0.08, z), (x1, 0.08, z), (x1, h - 0.35, z), (x1 - 0.3, h, z), (x0 + 0.3, h, z),
+              (x0, h - 0.35, z)], tram["body"], TRAIN)
+    rect(x0, x1, 0.08, 0.45, tram["skirt"])
+    rect(x0, x1, *tram["band_y"], tram["band"])
+    c.fill3d([(x0 + 0.12, 1.1, z), (x1 - 0.12, 1.1, z), (x1 - 0.22, h - 0.6, z), (x0 + 0.22, h - 0.6, z)],
+             tram["glass"], TRAIN)
+    rect(x0 + 0.35, x1 - 0.35, h - 0.5, h - 0.18, (22, 22, 24))  # destination display
+    rect(x0 + 0.5, min(x1 - 0.5, x0 + 0.5 + tram["text"]), h - 0.4, h - 0.28, (255, 165, 40))
+    lights = (250, 248, 225) if tram["front"] else (225, 35, 30)
+    for lx in (x0 + 0.12, x1 - 0.42):
+        rect(lx, lx + 0.3, 0.6, 0.78, lights)
+
+
 def add_street_objects(c: Canvas, layout: dict, objects: list) -> None:
     rng = c.rng
     r = layout["road_half"]
@@ -592,13 +785,16 @@ def generate_scene(height: int, width: int, rng: np.random.Generator) -> tuple[n
         "trees": {s: bool(rng.random() < 0.5) for s in (-1, 1)},
         "frontage": {},
     }
+    tracks = plan_tram_line(layout, rng.spawn(1)[0])  # its own stream: the rest of the street does not change
     draw_sky(c)
     draw_skyline(c)
     draw_ground(c, layout)
+    draw_tracks(c, tracks)
     draw_facades(c, layout)
     objects: list = []
     add_frontage_objects(c, layout, objects)
     add_street_objects(c, layout, objects)
+    add_trams(tracks, objects)
     for _, draw, args in sorted(objects, key=lambda item: -item[0]):  # far to near: near objects occlude
         draw(c, *args)
     draw_void(c)
