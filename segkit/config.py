@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import runpy
+import traceback
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +26,29 @@ BACKBONES = (
     "mobilenet_v2",
 )
 HEADS = ("lraspp", "raspp")
+NORMALIZE_MODES = ("tf", "imagenet")
+LOSSES = ("ce", "ohem")
+OPTIMIZERS = ("sgd", "adamw")
+SPLITS = ("train", "val", "test")
+# Evaluation resolutions: the network runs at this factor of the image size (Table 7's CPU(f) and CPU(h)).
+RESOLUTION_SCALES = {"full": 1.0, "half": 0.5}
+
+
+def _choice(key: str, value, choices) -> None:
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(map(str, choices))}."
+        raise UserError(f"{key}={value!r} is unknown; {hint}")
+
+
+def _positive(key: str, value, zero_ok: bool = False) -> None:
+    if value < 0 or (value == 0 and not zero_ok):
+        raise UserError(f"{key}={value} must be {'zero or more' if zero_ok else 'positive'}.")
+
+
+def _pair(key: str, value, example: str) -> None:
+    if len(value) != 2 or min(value) <= 0:
+        raise UserError(f"{key}={value} must be two positive numbers, e.g. {example}.")
 
 
 @dataclass
@@ -71,6 +96,15 @@ class DataConfig:
     workers: int = 2
     color_jitter: bool = True  # photometric jitter of training crops (brightness, contrast, saturation, hue)
 
+    def __post_init__(self):
+        _pair("data.crop_size", self.crop_size, "769,769")
+        low, high = self.scale_range
+        if not 0 < low <= high:
+            raise UserError(f"data.scale_range={self.scale_range} must be two positive factors, low <= high, "
+                            "e.g. 0.5,2.0.")
+        _choice("data.normalize", self.normalize, NORMALIZE_MODES)
+        _positive("data.workers", self.workers, zero_ok=True)
+
 
 @dataclass
 class TrainConfig:
@@ -102,11 +136,37 @@ class TrainConfig:
     sync_bn: bool = True  # SyncBatchNorm under multi-GPU DDP (CUDA only)
     bn_eval: bool = False  # keep BatchNorm in eval mode (frozen statistics), e.g. for tiny per-device batches
 
+    def __post_init__(self):
+        for key in ("iterations", "batch_size", "log_every", "checkpoint_every", "lr"):
+            _positive(f"train.{key}", getattr(self, key))
+        for key in ("eval_every", "warmup_iterations", "weight_decay", "poly_power", "ohem_min_kept",
+                    "lovasz_weight", "dice_weight", "min_lr_ratio", "momentum"):
+            _positive(f"train.{key}", getattr(self, key), zero_ok=True)
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.loss", self.loss, LOSSES)
+        if not 0 < self.ohem_thresh <= 1:
+            raise UserError(f"train.ohem_thresh={self.ohem_thresh} must lie in (0, 1].")
+        if not 0 < self.warmup_ratio <= 1:
+            raise UserError(f"train.warmup_ratio={self.warmup_ratio} must lie in (0, 1].")
+        if not self.eval_resolutions:
+            raise UserError("train.eval_resolutions is empty; give one or more of full, half.")
+        for resolution in self.eval_resolutions:
+            _choice("train.eval_resolutions", resolution, tuple(RESOLUTION_SCALES))
+        if self.class_weights is not None and min(self.class_weights, default=1) <= 0:
+            raise UserError(f"train.class_weights must all be positive, got {self.class_weights}.")
+
 
 @dataclass
 class EvalConfig:
     resolutions: tuple[str, ...] = ("full", "half")
     split: str = "val"
+
+    def __post_init__(self):
+        if not self.resolutions:
+            raise UserError("eval.resolutions is empty; give one or more of full, half.")
+        for resolution in self.resolutions:
+            _choice("eval.resolutions", resolution, tuple(RESOLUTION_SCALES))
+        _choice("eval.split", self.split, SPLITS)
 
 
 @dataclass
@@ -116,6 +176,16 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        self.check()
+
+    def check(self) -> None:
+        """What involves two sections (each section checks its own fields when it is made or overridden)."""
+        weights = self.train.class_weights
+        if weights is not None and len(weights) != self.model.num_classes:
+            raise UserError(f"train.class_weights has {len(weights)} values but model.num_classes is "
+                            f"{self.model.num_classes}; give one weight per class.")
 
     def to_dict(self) -> dict:
         """Plain data (lists, numbers, strings) for checkpoints and JSON."""
@@ -142,7 +212,12 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass a file from configs/, e.g. configs/lraspp_large.py.")
-    namespace = runpy.run_path(str(path))
+    try:
+        namespace = runpy.run_path(str(path))
+    except UserError as exc:
+        raise UserError(f"config file {path}: {exc}") from None
+    except Exception as exc:  # a config file is user code: its mistake is one line, not a traceback
+        raise UserError(_config_error(path, exc)) from None
     config = namespace.get("config")
     if not isinstance(config, Config):
         raise UserError(f"config file {path} must define `config = Config(...)` (segkit.config.Config).")
@@ -151,6 +226,24 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
     for item in overrides:
         apply_override(config, item)
     return config
+
+
+def _config_error(path: Path, exc: Exception) -> str:
+    """One sentence for an exception raised while running config file ``path``: a misspelt field names the
+    closest real one; anything else gives the line of the file."""
+    match = re.match(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
+    sections = {cls.__name__: cls for cls in (Config, ModelConfig, DataConfig, TrainConfig, EvalConfig)}
+    if isinstance(exc, TypeError) and match and match[1] in sections:
+        fields = [f.name for f in dataclasses.fields(sections[match[1]])]
+        close = difflib.get_close_matches(match[2], fields, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"its fields are {', '.join(fields)}."
+        return f"config file {path}: {match[1]} has no field {match[2]!r}; {hint}"
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if Path(frame.filename) == path]
+    where = f" line {lines[-1]}" if lines else ""
+    if isinstance(exc, SyntaxError):
+        where = f" line {exc.lineno}"
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"config file {path}{where}: {type(exc).__name__}: {message}; fix the file."
 
 
 def apply_override(config: Config, item: str) -> None:
@@ -173,6 +266,7 @@ def apply_override(config: Config, item: str) -> None:
     setattr(section, field_name, value)
     if hasattr(section, "__post_init__"):
         section.__post_init__()  # re-validate the section
+    config.check()
 
 
 def _valid_keys() -> list[str]:
@@ -197,8 +291,14 @@ def _coerce(value, annotation, key: str, from_text: bool = False):
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, from_text)
     if origin is tuple:
-        items = [v for v in str(value).replace("x", ",").split(",") if v.strip()] if from_text else list(value)
         item_type = args[0]
+        if from_text:  # the forms a user types: 129,257  129x257  (129, 257)  [129, 257]
+            text = str(value).strip().strip("()[]")
+            if item_type in (int, float):
+                text = re.sub(r"(?<=\d)\s*[xX]\s*(?=\d)", ",", text)
+            items = [v for v in text.split(",") if v.strip()]
+        else:
+            items = list(value)
         if args[-1] is not Ellipsis and len(items) != len(args):
             raise UserError(f"{key} takes {len(args)} comma-separated values, got {value!r}.")
         return tuple(_coerce(v.strip() if isinstance(v, str) else v, item_type, key, from_text) for v in items)

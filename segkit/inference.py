@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RESOLUTION_SCALES = {"full": 1.0, "half": 0.5}
+from segkit.config import RESOLUTION_SCALES
+
 
 
 def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segkit.config import LOSSES
 from segkit.errors import UserError
 
-LOSSES = ("ce", "ohem")
 
 
 class CrossEntropy(nn.Module):

@@ -215,6 +215,24 @@ def test_workers_get_distinct_augmentations(tree):
     assert not torch.equal(images[0], images[1])  # one from each worker
 
 
-def test_loader_throughput(tree):
-    rate = loader_throughput(DataConfig(crop_size=(48, 64)), tree, batch_size=2, workers=0, seconds=0.2)
-    assert rate > 0
+def test_loader_throughput_counts_samples_after_the_first_batch(tree, monkeypatch):
+    # A clock that advances 0.1 s per reading: one reading per batch of one sample, so 10 samples/s exactly
+    # if the untimed first batch (worker start-up) is left out, more if it were counted.
+    import segkit.data.cityscapes as cityscapes
+
+    ticks = iter(range(10_000))
+    monkeypatch.setattr(cityscapes.time, "perf_counter", lambda: 0.1 * next(ticks))
+    rate = loader_throughput(DataConfig(crop_size=(48, 64)), tree, batch_size=1, workers=0, seconds=1.0)
+    assert rate == pytest.approx(10.0)
+
+
+def test_train_ids_in_label_ids_files_are_pointed_out_once(copy, capsys):
+    # trainIds saved as *_labelIds.png were remapped silently: trainId 7 (traffic sign) became labelId 7 (road)
+    CityscapesDataset(copy, "train")
+    assert "warning" not in capsys.readouterr().err  # real labelIds: no false alarm
+    label_paths = sorted((copy / "gtFine" / "train").glob("*/*_gtFine_labelIds.png"))
+    for path in label_paths[1:]:
+        cv2.imwrite(str(path), to_train_ids(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)))
+    CityscapesDataset(copy, "train")
+    err = capsys.readouterr().err
+    assert err.count("warning") == 1 and str(label_paths[1]) in err and "_gtFine_labelTrainIds.png" in err

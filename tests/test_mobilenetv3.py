@@ -1,10 +1,13 @@
+import re
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
 from segkit.models.blocks import InvertedResidual
-from segkit.models.mobilenetv3 import LARGE, SMALL, mobilenet_v3
+from segkit.models.mobilenetv3 import mobilenet_v3
 
 
 def depthwise(block: InvertedResidual) -> nn.Conv2d:
@@ -24,10 +27,34 @@ def test_feature_strides(variant, minimal, output_stride):
     assert features["high"].shape[1] == backbone.high_channels
 
 
-def test_table_rows_are_the_papers():
-    assert len(LARGE) == 15 and len(SMALL) == 11
-    assert [row.expanded for row in LARGE] == [16, 64, 72, 72, 120, 120, 240, 200, 184, 184, 480, 672, 672, 960, 960]
-    assert [row.expanded for row in SMALL] == [16, 72, 88, 96, 240, 240, 120, 144, 288, 576, 576]
+PAPER = Path(__file__).resolve().parents[2] / "shared" / "PAPER.md"
+
+
+def paper_blocks(variant: str) -> list[tuple]:
+    """Table 1 / Table 2 as ../shared/PAPER.md writes them ("bneck5 120,40,SE,RE,1 (×2)"), one tuple per block:
+    (kernel, expansion, out, SE, activation, stride)."""
+    text = " ".join(PAPER.read_text().split())
+    table = re.search(rf"{variant}: conv3x3 (.*?) · conv1x1", text)[1]
+    blocks = []
+    for kernel, exp, out, se, act, stride, times in re.findall(
+            r"bneck(\d) (\d+),(\d+),(SE|–),(RE|HS),(\d)(?: \(×(\d)\))?", table):
+        blocks += [(int(kernel), int(exp), int(out), se == "SE", act, int(stride))] * int(times or 1)
+    return blocks
+
+
+@pytest.mark.parametrize("variant", ["large", "small"])
+def test_built_blocks_are_the_papers_table(variant):
+    # the network as built (no RF2, output stride 32), block by block, against the paper's table
+    expected = paper_blocks(variant.capitalize())
+    assert len(expected) == {"large": 15, "small": 11}[variant]
+    blocks = [m for m in mobilenet_v3(variant, rf2=False, output_stride=32).features if isinstance(m, InvertedResidual)]
+    built = []
+    for block in blocks:
+        layer = block.block[block.depthwise_index]
+        activation = {nn.ReLU: "RE", nn.Hardswish: "HS"}[type(layer[2])]
+        se = any(isinstance(m, SqueezeExcitation) for m in block.block)
+        built.append((layer[0].kernel_size[0], block.expanded, block.out_channels, se, activation, layer[0].stride[0]))
+    assert built == expected
 
 
 def test_rf2_channels_large():

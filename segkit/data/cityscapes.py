@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,11 @@ class CityscapesDataset(Dataset):
         if check_files:
             for sample in self.samples:
                 check_sample(sample)
+            suspect = train_ids_named_label_ids(self.samples)
+            if suspect is not None:
+                print(f"warning: {suspect} holds only values 0-18 and 255, as trainIds do; if this data set's "
+                      f"*{LABEL_IDS_SUFFIX} files hold trainIds, name them *{TRAIN_IDS_SUFFIX} (read as they are): "
+                      "as labelIds they are remapped, e.g. trainId 7 (traffic sign) becomes road.", file=sys.stderr)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -174,6 +180,17 @@ def read_png_header(path: Path) -> PngHeader:
         raise UserError(f"{path} is truncated (no PNG end marker); re-download or regenerate this file.")
     width, height, bit_depth, color_type = struct.unpack(">IIBB", head[16:26])
     return PngHeader(width, height, bit_depth, color_type)
+
+
+def train_ids_named_label_ids(samples: list[Sample], limit: int = 5) -> Path | None:
+    """The first of the first ``limit`` ``*_labelIds.png`` files that looks like trainIds (every value in 0-18 or
+    255: a real labelIds map of a street has sky 23, vegetation 21, cars 26, ...), or None."""
+    label_ids = [s.label_path for s in samples if s.label_path is not None and not s.label_is_train_ids][:limit]
+    for path in label_ids:
+        values = np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+        if values.size and np.all((values <= 18) | (values == 255)):
+            return path
+    return None
 
 
 def check_sample(sample: Sample) -> None:

@@ -12,11 +12,10 @@ import cv2
 import numpy as np
 import torch
 
-from segkit.config import DataConfig
+from segkit.config import NORMALIZE_MODES, DataConfig
 from segkit.data.labels import IGNORE_INDEX
 from segkit.errors import UserError
 
-NORMALIZE_MODES = ("tf", "imagenet")
 
 
 def mean_std(mode: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:

@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from segkit.config import Config, ModelConfig
+from segkit.config import OPTIMIZERS, Config, ModelConfig
 from segkit.data.cityscapes import build_dataset, worker_init_fn
 from segkit.data.labels import IGNORE_INDEX
 from segkit.engine.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
@@ -159,7 +159,7 @@ def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr)
-    raise UserError(f"train.optimizer={cfg.optimizer!r} is unknown; choose sgd or adamw.")
+    raise UserError(f"train.optimizer={cfg.optimizer!r} is unknown; choose one of {', '.join(OPTIMIZERS)}.")
 
 
 def set_bn_eval(model: nn.Module) -> None:
