@@ -1,7 +1,9 @@
 import os
 
-import pytest
-import torch
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # tests never use the network (albumentations asks PyPI)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # Two cores: keep each test process from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))

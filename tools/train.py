@@ -26,7 +26,8 @@ def parse_args(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. train.iterations=1000 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from WORK_DIR/last.pt")
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available); under torchrun each "
+                        "process takes GPU LOCAL_RANK")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     return parser.parse_args(argv)
 

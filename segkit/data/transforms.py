@@ -7,7 +7,13 @@ ignored, which pads masks with 0 = road), and ``RandomScale`` adds 1 to its limi
 """
 from __future__ import annotations
 
-import albumentations as A
+import os
+
+# albumentations asks PyPI for a newer version on import: none of segkit's business, and on an offline machine
+# (a lent GPU, CI without internet) every process waits for that request to time out.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
 import cv2
 import numpy as np
 import torch
