@@ -1,11 +1,9 @@
 """LR-ASPP on MobileNetV3-Large-minimalistic (3x3 depthwise only, no SE, ReLU everywhere) with RF2, F=128: the
-hardware-friendly variant of the paper's Large model. Same recipe as lraspp_large.py."""
-from segkit.config import Config, DataConfig, ModelConfig, TrainConfig
+hardware-friendly variant of the paper's Large model, with its recipe (configs/lraspp_large.py)."""
+from pathlib import Path
 
-config = Config(
-    name="lraspp_large_minimal",
-    model=ModelConfig(backbone="mobilenet_v3_large_minimal", rf2=True, output_stride=16, head="lraspp",
-                      head_channels=128),
-    data=DataConfig(crop_size=(769, 769), scale_range=(0.5, 2.0), normalize="tf"),
-    train=TrainConfig(iterations=90_000, batch_size=8, lr=0.01, momentum=0.9, weight_decay=4e-5, poly_power=0.9),
-)
+from segkit.config import read_config
+
+config = read_config(Path(__file__).parent / "lraspp_large.py")
+config.name = "lraspp_large_minimal"
+config.model.backbone = "mobilenet_v3_large_minimal"

@@ -1,10 +1,17 @@
-"""Shared plumbing for the thin CLIs in tools/: user errors become one line on stderr and exit status 2."""
+"""What the thin tools in tools/ share: user errors as one line (exit 2), the default-checkpoint rule and a
+checkpoint's model with an optional config file (the device rule is ``segkit.engine.distributed.resolve_device``)."""
 from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
+from segkit.config import load_config
+from segkit.engine.checkpoint import find_latest_checkpoint
 from segkit.errors import UserError
+from segkit.models import load_model
+
+TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
 
 
 def user_message(exc: BaseException) -> str:
@@ -31,3 +38,23 @@ def main_guard(main):
             sys.exit(130)
 
     return wrapper
+
+
+def resolve_checkpoint(value: str | None, runs: str | Path = "runs") -> Path:
+    """``--checkpoint`` as given, else the newest ``runs/*/best.pt`` (said on stdout), else one clear error."""
+    if value:
+        return Path(value)
+    latest = find_latest_checkpoint(runs, "best.pt")
+    if latest is None:
+        raise UserError(f"no checkpoint given and none found as {Path(runs) / '*' / 'best.pt'} in {Path.cwd()}; "
+                        f"{TRAIN_HINT}.")
+    print(f"using the newest checkpoint {latest} (pass --checkpoint to choose another)")
+    return latest
+
+
+def checkpoint_model(checkpoint, config_path: str | None = None, overrides=()):
+    """``(model, config)`` of a checkpoint; a CONFIG file replaces its model section (checked against the weights)
+    and, for data settings, its config."""
+    file_config = load_config(config_path, overrides) if config_path else None
+    model, config, _ = load_model(checkpoint, file_config.model if file_config else None)
+    return model, (file_config or config)

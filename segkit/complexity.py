@@ -12,9 +12,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-RESOLUTIONS = {"full": (1024, 2048), "half": (512, 1024)}
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

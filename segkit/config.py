@@ -1,8 +1,12 @@
 """Plain dataclass configs.
 
 A config file is ordinary Python that builds ``config = Config(...)``; ``load_config`` runs it and applies
-``--set section.field=value`` overrides, checked against the field's type. Defaults follow the paper's recipe
-(../shared/PAPER.md): LR-ASPP on MobileNetV3-Large with RF2 at output stride 16, 769x769 crops, SGD 0.01 poly.
+``--set section.field=value`` overrides, checked against the field's type. Sections: ``model``, ``data``, the
+training recipe in ``loss``, ``optimizer`` and ``schedule``, the run in ``train``, and ``eval``. Defaults are the
+authors' recipe (docs/paper.md#training-recipes): LR-ASPP on MobileNetV3-Large with RF2 at output stride 16,
+769x769 crops, cross-entropy, SGD 0.01 with momentum 0.9 and weight decay 4e-5, poly decay over 90k iterations.
+Keys that moved keep their old spelling as an alias (``ALIASES``: ``train.lr`` is ``optimizer.lr``), for
+commands, scripts and checkpoints written before.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from segkit.errors import UserError
+from segkit.resolutions import RESOLUTIONS
 
 BACKBONES = (
     "mobilenet_v3_large",
@@ -30,8 +35,17 @@ NORMALIZE_MODES = ("tf", "imagenet")
 LOSSES = ("ce", "ohem")
 OPTIMIZERS = ("sgd", "adamw")
 SPLITS = ("train", "val", "test")
-# Evaluation resolutions: the network runs at this factor of the image size (Table 7's CPU(f) and CPU(h)).
-RESOLUTION_SCALES = {"full": 1.0, "half": 0.5}
+# Keys that moved, old -> new: accepted by --set and in checkpoints' configs (written before the recipe sections).
+ALIASES = {
+    "train.optimizer": "optimizer.name", "train.lr": "optimizer.lr", "train.momentum": "optimizer.momentum",
+    "train.weight_decay": "optimizer.weight_decay", "train.poly_power": "schedule.poly_power",
+    "train.warmup_iterations": "schedule.warmup_iterations", "train.warmup_ratio": "schedule.warmup_ratio",
+    "train.min_lr_ratio": "schedule.min_lr_ratio", "train.loss": "loss.name", "train.ohem_thresh": "loss.ohem_thresh",
+    "train.ohem_min_kept": "loss.ohem_min_kept", "train.class_weights": "loss.class_weights",
+    "train.lovasz_weight": "loss.lovasz_weight", "train.dice_weight": "loss.dice_weight",
+    "train.eval_resolutions": "eval.resolutions",
+}
+REMOVED = {"model.dropout"}  # fields of older versions, ignored in checkpoints' configs
 
 
 def _choice(key: str, value, choices) -> None:
@@ -61,13 +75,14 @@ class ModelConfig:
     head_channels: int = 128  # F in Table 7
     skip: bool | None = None  # low-level skip; None = the paper's choice (on for LR-ASPP, off for R-ASPP)
     num_classes: int = 19
-    # "" = random init, "imagenet" = torchvision weights API (downloads), or a path to a torchvision state dict.
+    # "" = random init, "imagenet" = torchvision weights API (downloads), or a path: a segkit checkpoint, a
+    # torchvision state dict, or a TF checkpoint (slim ImageNet, the authors' DeepLab models).
     pretrained: str = ""
-    # LR-ASPP gate pooling, as the TF flags image_pooling_crop_size / image_pooling_stride.
-    pool_crop: tuple[int, int] = (769, 769)
+    # LR-ASPP gate pooling, as the TF flags image_pooling_crop_size / image_pooling_stride. None: the training crop
+    # (data.crop_size), as the authors set both to 769x769.
+    pool_crop: tuple[int, int] | None = None
     pool_stride: tuple[int, int] = (4, 5)
     global_pool: bool = False  # torchvision-style gate (global average pooling) instead
-    dropout: float = 0.1  # R-ASPP only (TF keep_prob 0.9)
     # BatchNorm running-average momentum for every layer; None keeps torchvision's (0.01 in MobileNetV3, made for
     # long runs: on a few hundred iterations the running statistics would still lag far behind).
     bn_momentum: float | None = None
@@ -91,7 +106,7 @@ class DataConfig:
     root: str = ""  # empty: --data-root, else $CITYSCAPES_DATASET
     crop_size: tuple[int, int] = (769, 769)  # (height, width) of training crops
     scale_range: tuple[float, float] = (0.5, 2.0)
-    # "tf": x/127.5 - 1 (the authors' scratch models); "imagenet": torchvision mean/std (for pretrained init).
+    # "tf": x * 2/255 - 1 (the authors' models); "imagenet": torchvision mean/std (for torchvision init).
     normalize: str = "tf"
     workers: int = 2
     color_jitter: bool = True  # photometric jitter of training crops (brightness, contrast, saturation, hue)
@@ -107,26 +122,62 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
-    iterations: int = 90_000
-    batch_size: int = 8  # per device
-    optimizer: str = "sgd"  # "sgd" (the paper's recipe) or "adamw" (faster from scratch on tiny budgets)
+class LossConfig:
+    name: str = "ce"  # "ce" (cross-entropy, the paper's) or "ohem" (PaddleSeg's recipe)
+    class_weights: tuple[float, ...] | None = None
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    lovasz_weight: float = 0.0  # smp LovaszLoss added with this weight
+    dice_weight: float = 0.0  # smp DiceLoss added with this weight
+
+    def __post_init__(self):
+        _choice("loss.name", self.name, LOSSES)
+        if not 0 < self.ohem_thresh <= 1:
+            raise UserError(f"loss.ohem_thresh={self.ohem_thresh} must lie in (0, 1].")
+        for key in ("ohem_min_kept", "lovasz_weight", "dice_weight"):
+            _positive(f"loss.{key}", getattr(self, key), zero_ok=True)
+        if self.class_weights is not None and min(self.class_weights, default=1) <= 0:
+            raise UserError(f"loss.class_weights must all be positive, got {self.class_weights}.")
+
+
+@dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # "sgd" (the paper's recipe) or "adamw" (faster from scratch on tiny budgets)
     lr: float = 0.01
     momentum: float = 0.9  # SGD only
-    weight_decay: float = 4e-5
+    weight_decay: float = 4e-5  # on convolution weights only, not on BatchNorm parameters and biases
+
+    def __post_init__(self):
+        _choice("optimizer.name", self.name, OPTIMIZERS)
+        _positive("optimizer.lr", self.lr)
+        _positive("optimizer.momentum", self.momentum, zero_ok=True)
+        _positive("optimizer.weight_decay", self.weight_decay, zero_ok=True)
+
+
+@dataclass
+class ScheduleConfig:
+    """Per-iteration poly decay over train.iterations, optionally after a linear warmup."""
+
     poly_power: float = 0.9
     warmup_iterations: int = 0
     warmup_ratio: float = 1e-3  # lr factor at the first warmup iteration
     min_lr_ratio: float = 0.0  # poly decays to lr * min_lr_ratio (mmseg: 1e-4 / 1e-2)
-    loss: str = "ce"  # "ce" or "ohem"
-    ohem_thresh: float = 0.7
-    ohem_min_kept: int = 100_000
-    class_weights: tuple[float, ...] | None = None
-    lovasz_weight: float = 0.0  # smp LovaszLoss added with this weight
-    dice_weight: float = 0.0  # smp DiceLoss added with this weight
+
+    def __post_init__(self):
+        _positive("schedule.poly_power", self.poly_power)
+        _positive("schedule.warmup_iterations", self.warmup_iterations, zero_ok=True)
+        if not 0 < self.warmup_ratio <= 1:
+            raise UserError(f"schedule.warmup_ratio={self.warmup_ratio} must lie in (0, 1].")
+        if not 0 <= self.min_lr_ratio < 1:
+            raise UserError(f"schedule.min_lr_ratio={self.min_lr_ratio} must lie in [0, 1).")
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 90_000
+    batch_size: int = 8  # per device
     checkpoint_every: int = 1000
-    eval_every: int = 5000  # 0: validate only at the end
-    eval_resolutions: tuple[str, ...] = ("half",)  # periodic validation (the final eval.py does both)
+    eval_every: int = 5000  # 0: validate only at the end (at eval.resolutions)
     log_every: int = 20
     seed: int = 0
     # Devices. AMP (bf16 where supported, else fp16 with a grad scaler) applies on CUDA only.
@@ -137,23 +188,9 @@ class TrainConfig:
     bn_eval: bool = False  # keep BatchNorm in eval mode (frozen statistics), e.g. for tiny per-device batches
 
     def __post_init__(self):
-        for key in ("iterations", "batch_size", "log_every", "checkpoint_every", "lr"):
+        for key in ("iterations", "batch_size", "log_every", "checkpoint_every"):
             _positive(f"train.{key}", getattr(self, key))
-        for key in ("eval_every", "warmup_iterations", "weight_decay", "poly_power", "ohem_min_kept",
-                    "lovasz_weight", "dice_weight", "min_lr_ratio", "momentum"):
-            _positive(f"train.{key}", getattr(self, key), zero_ok=True)
-        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
-        _choice("train.loss", self.loss, LOSSES)
-        if not 0 < self.ohem_thresh <= 1:
-            raise UserError(f"train.ohem_thresh={self.ohem_thresh} must lie in (0, 1].")
-        if not 0 < self.warmup_ratio <= 1:
-            raise UserError(f"train.warmup_ratio={self.warmup_ratio} must lie in (0, 1].")
-        if not self.eval_resolutions:
-            raise UserError("train.eval_resolutions is empty; give one or more of full, half.")
-        for resolution in self.eval_resolutions:
-            _choice("train.eval_resolutions", resolution, tuple(RESOLUTION_SCALES))
-        if self.class_weights is not None and min(self.class_weights, default=1) <= 0:
-            raise UserError(f"train.class_weights must all be positive, got {self.class_weights}.")
+        _positive("train.eval_every", self.eval_every, zero_ok=True)
 
 
 @dataclass
@@ -165,7 +202,7 @@ class EvalConfig:
         if not self.resolutions:
             raise UserError("eval.resolutions is empty; give one or more of full, half.")
         for resolution in self.resolutions:
-            _choice("eval.resolutions", resolution, tuple(RESOLUTION_SCALES))
+            _choice("eval.resolutions", resolution, tuple(RESOLUTIONS))
         _choice("eval.split", self.split, SPLITS)
 
 
@@ -174,6 +211,9 @@ class Config:
     name: str = "segkit"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
@@ -182,10 +222,19 @@ class Config:
 
     def check(self) -> None:
         """What involves two sections (each section checks its own fields when it is made or overridden)."""
-        weights = self.train.class_weights
+        weights = self.loss.class_weights
         if weights is not None and len(weights) != self.model.num_classes:
-            raise UserError(f"train.class_weights has {len(weights)} values but model.num_classes is "
+            raise UserError(f"loss.class_weights has {len(weights)} values but model.num_classes is "
                             f"{self.model.num_classes}; give one weight per class.")
+        if self.schedule.warmup_iterations >= self.train.iterations:
+            raise UserError(f"schedule.warmup_iterations={self.schedule.warmup_iterations} must be fewer than "
+                            f"train.iterations={self.train.iterations}.")
+
+    def resolved(self) -> "Config":
+        """Defaults that follow other fields made explicit: the gate's pool window follows the training crop."""
+        if self.model.pool_crop is None:
+            self.model.pool_crop = tuple(self.data.crop_size)
+        return self
 
     def to_dict(self) -> dict:
         """Plain data (lists, numbers, strings) for checkpoints and JSON."""
@@ -193,6 +242,16 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
+        """The config of a checkpoint (plain data), older layouts included (``ALIASES``)."""
+        data = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()}
+        for old, new in ALIASES.items():
+            old_section, old_field = old.split(".")
+            if old_field in data.get(old_section, {}):
+                new_section, new_field = new.split(".")
+                value = data[old_section].pop(old_field)
+                if old == "train.eval_resolutions" and "eval" in data:
+                    continue  # both existed: the eval section's own wins
+                data.setdefault(new_section, {})[new_field] = value
         sections = {}
         for f in dataclasses.fields(cls):
             if f.name == "name":
@@ -204,18 +263,20 @@ class Config:
                 if sf.name in values:
                     kwargs[sf.name] = _coerce(values[sf.name], _field_types(section_cls)[sf.name], f"{f.name}.{sf.name}")
             sections[f.name] = section_cls(**kwargs)
-        return cls(name=data.get("name", "segkit"), **sections)
+        return cls(name=data.get("name", "segkit"), **sections).resolved()
 
 
-def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
-    """Run a config file (it must define ``config = Config(...)``) and apply ``key=value`` overrides."""
+def read_config(path: str | Path) -> Config:
+    """Run a config file (it must define ``config = Config(...)``) and return its config as written: for config
+    files that build on another (``config = read_config(HERE / "table7/row08_...py")``, then change fields)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} does not exist; pass a file from configs/, e.g. configs/lraspp_large.py.")
     try:
         namespace = runpy.run_path(str(path))
     except UserError as exc:
-        raise UserError(f"config file {path}: {exc}") from None
+        message = str(exc)
+        raise UserError(message if message.startswith("config file ") else f"config file {path}: {message}") from None
     except Exception as exc:  # a config file is user code: its mistake is one line, not a traceback
         raise UserError(_config_error(path, exc)) from None
     config = namespace.get("config")
@@ -223,9 +284,22 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
         raise UserError(f"config file {path} must define `config = Config(...)` (segkit.config.Config).")
     if config.name == "segkit":
         config.name = path.stem
+    return config
+
+
+def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Config:
+    """Run a config file, check every field (also those a file changed after construction), apply ``key=value``
+    overrides, and resolve the defaults that follow other fields (``Config.resolved``)."""
+    config = read_config(path)
+    try:
+        for section in (getattr(config, f.name) for f in dataclasses.fields(Config) if f.name != "name"):
+            section.__post_init__()
+        config.check()
+    except UserError as exc:
+        raise UserError(f"config file {path}: {exc}") from None
     for item in overrides:
         apply_override(config, item)
-    return config
+    return config.resolved()
 
 
 def _config_error(path: Path, exc: Exception) -> str:
@@ -249,7 +323,7 @@ def _config_error(path: Path, exc: Exception) -> str:
 def apply_override(config: Config, item: str) -> None:
     """Apply one ``section.field=value``; the value is parsed by the field's declared type."""
     key, sep, raw = item.partition("=")
-    key = key.strip()
+    key = ALIASES.get(key.strip(), key.strip())
     valid = _valid_keys()
     if not sep:
         raise UserError(f"override {item!r} must look like key=value, e.g. train.iterations=1000.")

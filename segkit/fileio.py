@@ -1,10 +1,16 @@
-"""Atomic file writes: a crash (or Ctrl-C) at any moment leaves either the old file or the new one, whole."""
+"""Atomic file writes: a crash (or Ctrl-C) at any moment leaves either the old file or the new one, whole. PNGs
+(label maps, colour masks, overlays, official predictions) are written here, once."""
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
 from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segkit.errors import UserError
 
 
 @contextlib.contextmanager
@@ -38,3 +44,19 @@ def atomic_open(path, mode: str = "wb", fsync: bool = False):
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def write_png(path, image) -> None:
+    """An RGB (H, W, 3) or single-channel (H, W) uint8 array as a PNG at ``path``, encoded first and then written
+    atomically (no half-written outputs); folders are created. One sentence when it cannot be written."""
+    path = Path(path)
+    image = np.ascontiguousarray(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", image)
+    if not ok:
+        raise UserError(f"cannot encode {path.name} as PNG")
+    try:
+        atomic_write_bytes(path, data.tobytes())
+    except OSError as exc:
+        raise UserError(f"cannot write {path} ({exc.strerror}); choose another output folder.") from None

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segkit.config import RESOLUTION_SCALES
+from segkit.errors import UserError
+from segkit.resolutions import RESOLUTIONS
 
 
 
@@ -117,10 +118,10 @@ class TTA:
 def predict_scores(model: nn.Module, images: torch.Tensor, resolution: str = "full", tta: TTA = TTA()) -> torch.Tensor:
     """Class scores (N, C, H, W) at the input size: logits without TTA, averaged softmax probabilities with it.
 
-    ``images`` are normalised (N, 3, H, W); the network runs at ``RESOLUTION_SCALES[resolution]`` times the size
+    ``images`` are normalised (N, 3, H, W); the network runs at ``RESOLUTIONS[resolution].scale`` times the size
     (times each TTA scale), each view on the pixel grid (``predict_logits``)."""
     size = tuple(images.shape[-2:])
-    base = RESOLUTION_SCALES[resolution]
+    base = RESOLUTIONS[resolution].scale
     if tta.is_identity:
         return upsample_logits(predict_logits(model, resize_images(images, scaled_size(size, base))), size)
     total = None
@@ -139,3 +140,74 @@ def predict_scores(model: nn.Module, images: torch.Tensor, resolution: str = "fu
 def to_labels(scores: torch.Tensor) -> torch.Tensor:
     """Per-pixel class (N, H, W) uint8; ``max(1).indices`` is several times faster than ``argmax(1)`` on CPU."""
     return scores.max(dim=1).indices.to(torch.uint8)
+
+
+@dataclass
+class SlidingWindow:
+    """Tiles of ``size`` (height, width) in network-input pixels, overlapping by ``overlap`` of a tile."""
+
+    size: tuple[int, int]
+    overlap: float = 1 / 3
+
+    def __post_init__(self):
+        if len(self.size) != 2 or min(self.size) <= 0:
+            raise UserError(f"sliding window size {self.size} must be two positive integers H,W, e.g. 512,1024.")
+        if not 0 <= self.overlap < 1:
+            raise UserError(f"sliding window overlap {self.overlap} must lie in [0, 1).")
+
+    @classmethod
+    def parse(cls, text: str, overlap: float = 1 / 3) -> "SlidingWindow":
+        """``"512,1024"`` (or ``512x1024``) -> SlidingWindow((512, 1024))."""
+        try:
+            height, width = (int(v) for v in text.lower().replace("x", ",").split(","))
+        except ValueError:
+            raise UserError(f"--sliding-window {text!r} must be H,W in pixels, e.g. 512,1024.") from None
+        return cls((height, width), overlap)
+
+
+@torch.inference_mode()
+def sliding_window_scores(model: nn.Module, images: torch.Tensor, window: SlidingWindow, resolution: str = "full",
+                          tta: TTA = TTA()) -> torch.Tensor:
+    """Like ``predict_scores`` but the network sees overlapping tiles of ``window.size`` (for inputs that do not
+    fit in memory); overlapping scores are averaged. The image is first resized for ``resolution`` exactly as in
+    ``predict_scores``, tiled there, and the stitched scores are upsampled to the input size."""
+    size = tuple(images.shape[-2:])
+    scaled = resize_images(images, scaled_size(size, RESOLUTIONS[resolution].scale))
+    height, width = scaled.shape[-2:]
+    total, count = None, torch.zeros((1, 1, height, width), device=images.device)
+    for top, left, bottom, right in _tiles((height, width), window):
+        scores = predict_scores(model, scaled[..., top:bottom, left:right], "full", tta)
+        if total is None:
+            total = scores.new_zeros((scores.shape[0], scores.shape[1], height, width))
+        total[..., top:bottom, left:right] += scores
+        count[..., top:bottom, left:right] += 1
+    return upsample_logits(total / count, size)
+
+
+def _tiles(size: tuple[int, int], window: SlidingWindow):
+    """(top, left, bottom, right) of tiles covering ``size``; the last tile of a row/column is flush with the edge."""
+
+    def starts(length, tile):
+        tile = min(tile, length)
+        stride = max(1, int(round(tile * (1 - window.overlap))))
+        positions = list(range(0, length - tile + 1, stride))
+        if positions[-1] + tile < length:
+            positions.append(length - tile)
+        return positions, tile
+
+    rows, tile_h = starts(size[0], window.size[0])
+    cols, tile_w = starts(size[1], window.size[1])
+    return [(y, x, y + tile_h, x + tile_w) for y in rows for x in cols]
+
+
+def model_labels(model: nn.Module, tta: TTA = TTA(), window: SlidingWindow | None = None):
+    """The reference prediction of ``model`` (in eval mode) as the evaluator's callable: normalised images and a
+    resolution -> labels (N, H, W), with test-time augmentation and, for images too large at once, tiles."""
+
+    @torch.inference_mode()
+    def predict(images: torch.Tensor, resolution: str) -> torch.Tensor:
+        if window is None:
+            return to_labels(predict_scores(model, images, resolution, tta))
+        return to_labels(sliding_window_scores(model, images, window, resolution, tta))
+
+    return predict

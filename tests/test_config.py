@@ -24,7 +24,7 @@ def test_overrides_are_parsed_by_field_type(tmp_path):
     ])
     assert config.model.rf2 is False and config.model.width_mult == 0.5 and config.train.iterations == 2000
     assert config.data.crop_size == (512, 1024) and config.model.skip is None
-    assert config.train.lr == 0.005 and config.data.root == "/data/cityscapes"
+    assert config.optimizer.lr == 0.005 and config.data.root == "/data/cityscapes"  # train.lr: an alias
 
 
 def test_unknown_key_suggests_the_closest():
@@ -55,8 +55,8 @@ def test_missing_or_malformed_config_file(tmp_path):
 def test_plain_data_round_trip():
     config = Config()
     apply_override(config, "data.crop_size=256,512")
-    data = config.to_dict()
-    assert data["data"]["crop_size"] == (256, 512)
+    data = config.resolved().to_dict()
+    assert data["data"]["crop_size"] == (256, 512) and data["model"]["pool_crop"] == (256, 512)
     assert Config.from_dict(data) == config
     # From JSON-like lists too (checkpoints store plain data).
     data["data"]["crop_size"] = [256, 512]
@@ -64,16 +64,17 @@ def test_plain_data_round_trip():
 
 
 @pytest.mark.parametrize("item, message", [
-    ("train.eval_resolutions=quarter", "train.eval_resolutions='quarter' is unknown"),
+    ("train.eval_resolutions=quarter", "eval.resolutions='quarter' is unknown"),
     ("eval.resolutions=full,hlaf", "did you mean 'half'"),
     ("train.log_every=0", "train.log_every=0 must be positive"),
     ("train.checkpoint_every=-5", "must be positive"),
     ("train.eval_every=-1", "train.eval_every=-1 must be zero or more"),
     ("train.iterations=0", "must be positive"),
     ("train.batch_size=0", "must be positive"),
-    ("train.class_weights=1,2,3", "has 3 values but model.num_classes is 19"),
-    ("train.loss=dice", "train.loss='dice' is unknown"),
-    ("train.optimizer=adam", "did you mean 'adamw'"),
+    ("loss.class_weights=1,2,3", "has 3 values but model.num_classes is 19"),
+    ("loss.name=dice", "loss.name='dice' is unknown"),
+    ("optimizer.name=adam", "did you mean 'adamw'"),
+    ("schedule.warmup_iterations=90000", "must be fewer than train.iterations=90000"),
     ("data.crop_size=0,769", "two positive numbers"),
     ("data.normalize=caffe", "data.normalize='caffe' is unknown"),
     ("eval.split=testing", "did you mean 'test'"),
@@ -88,9 +89,13 @@ def test_config_files_are_validated_when_loaded(tmp_path):
                           "config = Config(train=TrainConfig(iterations=0))\n")
     with pytest.raises(UserError, match=f"config file {bad}: train.iterations=0 must be positive"):
         load_config(bad)
-    weights = write(tmp_path, "from segkit.config import Config, ModelConfig, TrainConfig\n"
+    weights = write(tmp_path, "from segkit.config import Config, LossConfig, ModelConfig\n"
                               "config = Config(model=ModelConfig(num_classes=3), "
-                              "train=TrainConfig(class_weights=(1.0, 2.0)))\n", "w.py")
+                              "loss=LossConfig(class_weights=(1.0, 2.0)))\n", "w.py")
+    changed = write(tmp_path, "from segkit.config import Config\nconfig = Config()\nconfig.train.batch_size = 0\n",
+                    "changed.py")
+    with pytest.raises(UserError, match="changed.py: train.batch_size=0 must be positive"):
+        load_config(changed)  # a field a file changes after construction is checked too
     with pytest.raises(UserError, match="class_weights has 2 values but model.num_classes is 3"):
         load_config(weights)
 
@@ -114,5 +119,32 @@ def test_tuple_overrides_in_the_forms_users_type(text):
     config = Config()
     apply_override(config, f"data.crop_size={text}")
     assert config.data.crop_size == (129, 257)
-    apply_override(config, "train.eval_resolutions=(full, half)")
-    assert config.train.eval_resolutions == ("full", "half")
+    apply_override(config, "eval.resolutions=(full, half)")
+    assert config.eval.resolutions == ("full", "half")
+
+
+def test_moved_keys_keep_their_old_spelling():
+    from segkit.config import ALIASES
+
+    config = Config()
+    for old, new in ALIASES.items():
+        section, name = new.split(".")
+        value = {"optimizer.name": "adamw", "loss.name": "ohem", "loss.class_weights": ",".join(["1"] * 19),
+                 "eval.resolutions": "full", "schedule.warmup_iterations": "5", "loss.ohem_min_kept": "7"}.get(new, "0.5")
+        apply_override(config, f"{old}={value}")
+        assert getattr(getattr(config, section), name) != getattr(getattr(Config(), section), name), old
+    # a checkpoint's config written before the recipe sections
+    old_layout = {"name": "x", "train": {"lr": 0.003, "optimizer": "adamw", "loss": "ohem", "class_weights": None,
+                                         "eval_resolutions": ["full"], "iterations": 10, "batch_size": 2},
+                  "model": {"pool_crop": [257, 513], "dropout": 0.1}}
+    config = Config.from_dict(old_layout)
+    assert (config.optimizer.lr, config.optimizer.name, config.loss.name, config.eval.resolutions) == \
+        (0.003, "adamw", "ohem", ("full",))
+    assert config.train.iterations == 10 and config.model.pool_crop == (257, 513)
+
+
+def test_pool_crop_follows_the_training_crop_unless_set(tmp_path):
+    path = write(tmp_path, "from segkit.config import Config\nconfig = Config()\n")
+    assert load_config(path, ["data.crop_size=257,513"]).model.pool_crop == (257, 513)
+    assert load_config(path, ["data.crop_size=257,513", "model.pool_crop=769,769"]).model.pool_crop == (769, 769)
+    assert load_config(path).to_dict()["model"]["pool_crop"] == (769, 769)  # checkpoints record it

@@ -1,6 +1,5 @@
 """tools/convert_tf.py: a converted reference checkpoint runs through every tool; each refusal is one line and
 leaves no output file."""
-import importlib.util
 import re
 import shutil
 import subprocess
@@ -18,27 +17,18 @@ from segkit.data.synthetic import make_synthetic
 from segkit.engine.checkpoint import load_checkpoint
 from segkit.models import build_model, from_checkpoint
 from segkit.models.tf_checkpoint import read_tf_checkpoint
-from tests.test_tf_checkpoint import REFERENCE, copy_reference, needs_reference
-from tests.test_tf_weights import tf_tensors, write_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL_ZOO = str(ROOT / "configs" / "tf_zoo" / "mnv3_small_cityscapes.py")
 LARGE_ZOO = str(ROOT / "configs" / "tf_zoo" / "mnv3_large_cityscapes.py")
 
-pytestmark = needs_reference
+pytestmark = pytest.mark.tf_reference
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"segkit_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def convert(capsys, *args):
+def convert(tool, capsys, *args):
     """(exit status, stdout, stderr) of the tool run in this process."""
     try:
-        load_tool("convert_tf").main(list(args))
+        tool("convert_tf").main(list(args))
         code = 0
     except SystemExit as exit:
         code = exit.code
@@ -46,8 +36,8 @@ def convert(capsys, *args):
     return code, out, err
 
 
-@pytest.fixture(scope="module")
-def zoo_tarball(tmp_path_factory):
+@pytest.fixture
+def zoo_tarball(tmp_path_factory, copy_reference):
     """The reference Small OS32 graph packed as the model zoo packs its releases."""
     folder = tmp_path_factory.mktemp("zoo")
     inner = copy_reference("lraspp_small_os32", folder / "deeplab_mnv3_small_cityscapes_trainfine")
@@ -58,9 +48,9 @@ def zoo_tarball(tmp_path_factory):
     return tarball
 
 
-def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys):
+def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys, tool, reference):
     out = tmp_path / "small.pt"
-    code, stdout, stderr = convert(capsys, str(zoo_tarball), "--config", SMALL_ZOO, "--out", str(out))
+    code, stdout, stderr = convert(tool, capsys, str(zoo_tarball), "--config", SMALL_ZOO, "--out", str(out))
     assert code == 0, stderr
     assert "loaded 217 into mobilenet_v3_small + RF2, lraspp F=128" in stdout and "output stride 32" in stdout
     state = load_checkpoint(out)
@@ -68,13 +58,13 @@ def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys)
     assert state["converted_from"].endswith("deeplab_mnv3_small_cityscapes_trainfine/model.ckpt")
     model = from_checkpoint(out)
     assert not model.training
-    tensors = read_tf_checkpoint(REFERENCE / "lraspp_small_os32").tensors
+    tensors = read_tf_checkpoint(reference / "lraspp_small_os32").tensors
     assert np.array_equal(model.backbone.features[0][0].weight.detach().permute(2, 3, 1, 0).numpy(),
                           tensors["MobilenetV3/Conv/weights"])
 
     # infer, export, eval and benchmark take it as --checkpoint; training takes it as model.pretrained
     photo = tmp_path / "photo.png"
-    cv2.imwrite(str(photo), np.load(REFERENCE / "input" / "image_uint8.npy")[:256, :512, ::-1])
+    cv2.imwrite(str(photo), np.load(reference / "input" / "image_uint8.npy")[:256, :512, ::-1])
     make_synthetic(tmp_path / "data", train=1, val=1, height=64, width=128, seed=0)
     commands = [
         ["infer.py", str(photo), "--checkpoint", str(out), "--out", str(tmp_path / "pred"), "--backend", "torch"],
@@ -94,7 +84,7 @@ def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys)
     torch.testing.assert_close(tuned.backbone.state_dict(), model.backbone.state_dict())
 
 
-def test_refusals_write_nothing(zoo_tarball, tmp_path, capsys):
+def test_refusals_write_nothing(zoo_tarball, tmp_path, capsys, tool, reference, copy_reference, tf_bundle):
     out = tmp_path / "out.pt"
     photo = tmp_path / "photo.png"
     photo.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
@@ -103,9 +93,9 @@ def test_refusals_write_nothing(zoo_tarball, tmp_path, capsys):
     data = broken / "model.ckpt.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[:-1000])
     model = build_model(load_config(SMALL_ZOO).model)
-    tensors = tf_tensors(model)
+    tensors = tf_bundle.tensors(model)
     del tensors["decoder/feature_projection0/biases"], tensors["MobilenetV3/expanded_conv_4/depthwise/BatchNorm/beta"]
-    incomplete = write_checkpoint(tmp_path / "incomplete" / "model.ckpt", tensors)
+    incomplete = tf_bundle.arrays(tmp_path / "incomplete" / "model.ckpt", tensors)
     cases = [
         ([str(photo)], "is not a TensorFlow checkpoint"),
         ([str(tmp_path / "nothing" / "model.ckpt")], "does not exist"),
@@ -113,12 +103,12 @@ def test_refusals_write_nothing(zoo_tarball, tmp_path, capsys):
         ([str(zoo_tarball)], "holds mobilenet_v3_small \\+ RF2.*use configs/tf_zoo/mnv3_small_cityscapes.py"),
         ([str(incomplete), "--config", SMALL_ZOO],
          "lacks 2 variable.*expanded_conv_4/depthwise/BatchNorm/beta, decoder/feature_projection0/biases"),
-        ([str(REFERENCE / "raspp_large_os16_f256"), "--set", "model.head=raspp"],
+        ([str(reference / "raspp_large_os16_f256"), "--set", "model.head=raspp"],
          "raspp F=256 without skip.*raspp F=128 without skip.*use configs/raspp_large.py"),
     ]
     for args, message in cases:
         config = [] if "--config" in args else ["--config", LARGE_ZOO]
-        code, stdout, stderr = convert(capsys, *args, *config, "--out", str(out))
+        code, stdout, stderr = convert(tool, capsys, *args, *config, "--out", str(out))
         assert code == 2 and stderr.count("\n") == 1 and "Traceback" not in stderr, (args, stderr)
         assert re.search(message, stderr), (message, stderr)
         assert not out.exists() and not list(tmp_path.glob(".out.pt*"))

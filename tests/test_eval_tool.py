@@ -1,5 +1,4 @@
 """tools/eval.py end to end on a tiny synthetic tree and a tiny random checkpoint."""
-import importlib.util
 import json
 import os
 import shutil
@@ -18,13 +17,6 @@ from segkit.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]
 TOOL = REPO / "tools" / "eval.py"
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("segkit_tools_eval", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_checkpoint(path, data_root="data"):
@@ -47,8 +39,8 @@ def workspace(tmp_path_factory):
 
 
 @pytest.fixture
-def tool():
-    return load_tool()
+def tool(tool):  # the conftest loader, narrowed to tools/eval.py
+    return tool("eval")
 
 
 def run_tool(args, cwd, env=None):
@@ -62,7 +54,7 @@ def test_bare_command_uses_newest_best_and_writes_json_pngs_official(workspace):
     proc = run_tool(["--json", "out/eval.json", "--save-dir", "preds", "--official", "--workers", "0"], workspace)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert "checkpoint: runs/new/best.pt (newest runs/*/best.pt" in out
+    assert "using the newest checkpoint runs/new/best.pt" in out
     assert "data: data (split val, 2 images)" in out
     header = next(line for line in out.splitlines() if line.startswith("class "))
     assert header.split() == ["class", "full", "half"]
@@ -115,7 +107,7 @@ def expect_user_error(tool, argv, capsys, *fragments):
 
 def test_no_checkpoint_says_how_to_get_one(tool, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    expect_user_error(tool, ["--json", "e.json"], capsys, "no runs/*/best.pt", "tools/train.py")
+    expect_user_error(tool, ["--json", "e.json"], capsys, "runs/*/best.pt", "tools/train.py")
     assert not (tmp_path / "e.json").exists()
 
 

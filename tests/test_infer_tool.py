@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from segkit.config import Config, ModelConfig
+from segkit.deploy.backends import cpu_has_bf16
 from segkit.engine.checkpoint import save_checkpoint
 from segkit.models import build_model
 
@@ -78,17 +79,8 @@ def test_no_checkpoint_says_how_to_get_one(tmp_path):
     assert "runs/*/best.pt" in result.stderr and "tools/train.py" in result.stderr
 
 
-def load_infer_tool():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("segkit_tools_infer", ROOT / "tools" / "infer.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_output_names_never_collide():
-    names = load_infer_tool().output_names
+def test_output_names_never_collide(tool):
+    names = tool("infer").output_names
     # a.png and a.jpg once both became "a" / "a_1", and a_1.png then overwrote one of them
     assert names([Path("a.png"), Path("a.jpg"), Path("a_1.png")]) == ["a_png", "a_jpg", "a_1"]
     assert names([Path("day/a.png"), Path("night/a.png"), Path("b.png")]) == ["day/a", "night/a", "b"]
@@ -109,10 +101,10 @@ def test_inputs_sharing_a_name_all_get_outputs(workdir):
     assert "3 of 3 inputs segmented" in result.stdout  # a.png named twice is segmented once
 
 
-def test_exif_orientation_turns_phone_photos_upright(tmp_path):
+def test_exif_orientation_turns_phone_photos_upright(tmp_path, tool):
     from PIL import Image, ImageOps
 
-    tool = load_infer_tool()
+    infer_tool = tool("infer")
     pixels = np.zeros((40, 60, 3), np.uint8)
     pixels[:20, :30] = (250, 0, 0)  # a red top-left quadrant tells every turn and mirror apart
     pixels[:20, 30:] = (0, 250, 0)
@@ -122,7 +114,7 @@ def test_exif_orientation_turns_phone_photos_upright(tmp_path):
         exif[0x0112] = orientation
         Image.fromarray(pixels).save(path, exif=exif, quality=95)
         expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB")).astype(int)
-        got = tool.load_photo(path).astype(int)
+        got = infer_tool.load_photo(path).astype(int)
         assert got.shape == expected.shape and np.abs(got - expected).mean() < 3, orientation
 
 
@@ -138,7 +130,7 @@ def test_infer_writes_labels_the_shape_a_viewer_shows(workdir):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"]
-                         + (["openvino-bf16"] if __import__("segkit.predict").predict.cpu_has_bf16() else []))
+                         + (["openvino-bf16"] if cpu_has_bf16() else []))
 def test_odd_photo_sizes_at_half_resolution_on_every_backend(workdir, backend):
     for name, size in (("p375.png", (375, 500)), ("p1023.png", (1023, 2047)), ("p99.png", (99, 99))):
         write_photo(workdir / name, *size)

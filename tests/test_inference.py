@@ -5,7 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segkit.inference import TTA, predict_scores, resize_images, to_labels
+from segkit.data.transforms import image_to_tensor
+from segkit.errors import UserError
+from segkit.inference import (TTA, SlidingWindow, _tiles, grid_size, pad_to_grid, predict_scores, resize_images,
+                              sliding_window_scores, to_labels)
 
 
 class Recorder(nn.Module):
@@ -103,72 +106,17 @@ def test_to_labels_is_argmax_as_uint8():
 
 # ---- the pixel grid: predictions aligned with the photo ------------------------------------------------------
 
-class GridProbe(nn.Module):
-    """A stand-in network whose logits are its input's first channel sampled every 8 pixels -- cell i on pixel
-    8i, where the authors' align_corners geometry puts it: class 1 = the sample, class 0 = 0.001. Its labels
-    show exactly where a prediction path places each cell on the photo."""
-
-    output_stride = 8
-    num_classes = 2
-
-    def __init__(self):
-        super().__init__()
-        self.classify = nn.Conv2d(3, 2, 1)
-        with torch.no_grad():
-            self.classify.weight.zero_()
-            self.classify.weight[1, 0] = 1.0
-            self.classify.bias.copy_(torch.tensor([0.001, 0.0]))
-
-    def logits(self, images):
-        return self.classify(images[:, :, ::8, ::8])
-
-    def forward(self, images):
-        return F.interpolate(self.logits(images), size=images.shape[-2:], mode="bilinear", align_corners=True)
-
-
-def stripes(size, axis, seed=0):
-    """An RGB photo of black and white stripes across ``axis`` (0: rows, 1: columns) at random positions, black
-    within 32 pixels of every edge (so the pad, 0 after normalisation, never wins)."""
-    rng = np.random.default_rng(seed)
-    length = size[axis]
-    edges = np.sort(rng.choice(np.arange(32, length - 32), size=24, replace=False))
-    profile = np.zeros(length, np.uint8)
-    for start, stop in zip(edges[::2], edges[1::2]):
-        profile[start:stop] = 255
-    image = np.repeat(profile[:, None] if axis == 0 else profile[None, :], size[1 - axis], axis=1 - axis)
-    return np.repeat(image[:, :, None], 3, axis=2)
-
-
-def expected_stripe_labels(image, axis, resolution):
-    """Labels from first principles: cell i sits on photo pixel 8i (full resolution) or, through the 2x2 area
-    mean, on 16i + 0.5 with the mean of pixels 16i and 16i + 1 (half); between cells logits are linear."""
-    profile = image[:, 0, 0] if axis == 0 else image[0, :, 0]
-    values = profile.astype(np.float64) / 127.5 - 1
-    if resolution == "full":
-        centres = np.arange(0, len(values), 8)
-        samples = values[centres]
-    else:
-        pairs = np.arange(0, len(values) - 1, 16)
-        centres, samples = pairs + 0.5, (values[pairs] + values[pairs + 1]) / 2
-    labels = (np.interp(np.arange(len(values)), centres, samples) > 0.001).astype(np.uint8)
-    return np.repeat(labels[:, None] if axis == 0 else labels[None, :], image.shape[1 - axis], axis=1 - axis)
-
-
 @pytest.mark.parametrize("size, resolution", [((1024, 2048), "full"), ((512, 1024), "full"),
                                               ((1024, 2048), "half")])
 @pytest.mark.parametrize("axis", [0, 1])
-def test_evaluation_predictions_are_aligned_with_the_photo(size, resolution, axis):
+def test_evaluation_predictions_are_aligned_with_the_photo(size, resolution, axis, grid_probe):
     # Stretching the 1/8 logits over an even-sized image (align_corners to 1024x2048) moves the far edge by 7 px.
-    from segkit.data.transforms import image_to_tensor
-
-    image = stripes(size, axis)
-    scores = predict_scores(GridProbe(), image_to_tensor(image, "tf")[None], resolution)
-    assert np.array_equal(to_labels(scores)[0].numpy(), expected_stripe_labels(image, axis, resolution))
+    image = grid_probe.stripes(size, axis)
+    scores = predict_scores(grid_probe.model(), image_to_tensor(image, "tf")[None], resolution)
+    assert np.array_equal(to_labels(scores)[0].numpy(), grid_probe.expected(image, axis, resolution))
 
 
 def test_grid_size_and_padding():
-    from segkit.inference import grid_size, pad_to_grid
-
     assert grid_size((1024, 2048), 16) == (1025, 2049) and grid_size((512, 1024), 32) == (513, 1025)
     assert grid_size((769, 769), 16) == (769, 769) and grid_size((375, 500), 16) == (385, 513)
     assert grid_size((375, 500), 8) == (377, 505)
@@ -176,3 +124,54 @@ def test_grid_size_and_padding():
     padded = pad_to_grid(x, 16)
     assert padded.shape[-2:] == (33, 49) and torch.equal(padded[..., :30, :40], x)
     assert padded[..., 30:, :].abs().sum() == 0 and padded[..., 40:].abs().sum() == 0
+
+
+# ---- sliding window ---------------------------------------------------------------------------------------------
+
+class Pointwise(nn.Module):
+    """Fully convolutional with a 1x1 receptive field: tiling cannot change it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 8, 1), nn.Conv2d(8, 5, 1)
+
+    def forward(self, x):
+        return self.conv2(torch.relu(self.conv1(x)))
+
+
+@pytest.mark.parametrize("resolution, tta", [("full", TTA()), ("full", TTA(flip=True)), ("half", TTA())])
+def test_sliding_window_equals_whole_image_for_pointwise_model(resolution, tta):
+    model, x = Pointwise().eval(), torch.randn(1, 3, 48, 80)
+    whole = predict_scores(model, x, resolution, tta)
+    tiled = sliding_window_scores(model, x, SlidingWindow((16, 24), overlap=0.5), resolution, tta)
+    torch.testing.assert_close(tiled, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_sliding_window_at_half_with_tta_is_close_not_equal():
+    # Tiles average probabilities at half size, then upsample them; whole-image TTA upsamples logits before the
+    # softmax. Both are the same model, so the maps differ only where the bilinear interpolation mixes classes.
+    model, x = Pointwise().eval(), torch.randn(1, 3, 48, 80)
+    whole = predict_scores(model, x, "half", TTA(flip=True))
+    tiled = sliding_window_scores(model, x, SlidingWindow((16, 24), overlap=0.5), "half", TTA(flip=True))
+    torch.testing.assert_close(tiled, whole, rtol=0, atol=0.05)
+
+
+def test_sliding_window_larger_than_image_is_whole_image_for_any_model():
+    model, x = nn.Sequential(nn.Conv2d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv2d(4, 5, 3, padding=1)).eval(), \
+        torch.randn(1, 3, 20, 36)
+    whole = predict_scores(model, x, "full")
+    torch.testing.assert_close(sliding_window_scores(model, x, SlidingWindow((64, 64))), whole)
+
+
+def test_tiles_cover_the_image_and_stay_inside():
+    for size, window in (((48, 80), SlidingWindow((16, 24), 0.5)), ((50, 81), SlidingWindow((17, 30), 0.0)),
+                         ((10, 10), SlidingWindow((32, 32)))):
+        covered = torch.zeros(size, dtype=torch.int32)
+        for top, left, bottom, right in _tiles(size, window):
+            assert 0 <= top < bottom <= size[0] and 0 <= left < right <= size[1]
+            assert (bottom - top, right - left) == (min(window.size[0], size[0]), min(window.size[1], size[1]))
+            covered[top:bottom, left:right] += 1
+        assert covered.min() >= 1
+    with pytest.raises(UserError, match="H,W"):
+        SlidingWindow.parse("512")
+    assert SlidingWindow.parse("512x1024").size == (512, 1024)

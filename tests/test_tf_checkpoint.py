@@ -1,8 +1,8 @@
+"""segkit.models.tf_checkpoint: the authors' reference checkpoints, every source form, hand-written bundles of
+every tensor kind, and each refusal."""
 import io
 import json
 import math
-import os
-import shutil
 import tarfile
 from pathlib import Path
 
@@ -13,117 +13,43 @@ from segkit.errors import UserError
 from segkit.models import tf_checkpoint as tfc
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 
-SHARED = Path(os.environ.get("SEGKIT_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-REFERENCE = SHARED / "tf_reference"
 VARIANTS = ["lraspp_large_os16", "lraspp_large_os32", "lraspp_small_os16", "lraspp_small_os32", "raspp_large_os16_f256"]
-# The reference data is part of the project's test inputs (CI has ../shared): its absence fails
-# test_reference_data_is_present instead of silently skipping; SEGKIT_SKIP_TF_REFERENCE=1 skips these tests
-# where the data cannot be had.
-needs_reference = pytest.mark.skipif(os.environ.get("SEGKIT_SKIP_TF_REFERENCE") == "1",
-                                     reason="SEGKIT_SKIP_TF_REFERENCE=1")
-
-
-def copy_reference(variant, folder, name="model.ckpt"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for suffix in (".index", ".data-00000-of-00001"):
-        shutil.copyfile(REFERENCE / variant / f"model.ckpt{suffix}", folder / f"{name}{suffix}")
-    return folder / name
 
 
 def shapes(checkpoint):
     return {name: array.shape for name, array in checkpoint.tensors.items()}
 
 
-# ------------------------------------------------------------- a tiny bundle written by hand (SSTable with one block)
-def varint(n):
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    return bytes(out + bytes([n]))
-
-
-def field(number, value):  # int -> varint field, bytes -> length-delimited field
-    if isinstance(value, bytes):
-        return varint(number << 3 | 2) + varint(len(value)) + value
-    return varint(number << 3) + varint(value)
-
-
-def masked_crc(data):
-    crc = tfc._crc32c_many([data])[0]
-    return ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF).to_bytes(4, "little")
-
-
-def string_tensor(values):
-    """(stored bytes, the bytes TF's CRC covers): varint lengths, masked CRC of the lengths as uint32, the bytes."""
-    lengths = b"".join(len(v).to_bytes(4, "little") for v in values)
-    stored_crc = masked_crc(lengths)
-    data = stored_crc + b"".join(values)
-    return b"".join(varint(len(v)) for v in values) + data, lengths + data
-
-
-def write_bundle(prefix, tensors, extra_fields=b""):
-    """tensors: name -> (dtype enum, shape, stored bytes[, bytes the CRC covers])."""
-    data, pairs = b"", [(b"", field(1, 1) + field(3, field(1, 1)))]
-    for name, (dtype, shape, raw, *covered) in sorted(tensors.items()):
-        shape_proto = b"".join(field(2, field(1, d)) for d in shape)
-        entry = field(1, dtype) + field(2, shape_proto) + field(4, len(data)) + field(5, len(raw))
-        pairs.append((name.encode(), entry + b"\x35" + masked_crc(covered[0] if covered else raw) + extra_fields))
-        data += raw
-    empty_restarts = (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
-    block = b"".join(varint(0) + varint(len(k)) + varint(len(v)) + k + v for k, v in pairs) + empty_restarts
-    out, handles = b"", []
-    for contents in (block, empty_restarts):  # data block, metaindex block
-        handles.append(varint(len(out)) + varint(len(contents)))
-        out += contents + b"\x00" + masked_crc(contents + b"\x00")
-    index = varint(0) + varint(len(pairs[-1][0])) + varint(len(handles[0])) + pairs[-1][0] + handles[0] + empty_restarts
-    handles.append(varint(len(out)) + varint(len(index)))
-    out += index + b"\x00" + masked_crc(index + b"\x00")
-    footer = handles[1] + handles[2]
-    out += footer + bytes(40 - len(footer)) + (0xDB4775248B80FB57).to_bytes(8, "little")
-    Path(f"{prefix}.index").write_bytes(out)
-    Path(f"{prefix}.data-00000-of-00001").write_bytes(data)
-    return Path(prefix)
-
-
-def tiny(prefix, value=1.5):
-    return write_bundle(prefix, {"w": (1, [2], np.array([value, -value], "<f4").tobytes())})
-
-
-# --------------------------------------------------------------------------------------------------------- the tests
-@needs_reference
-def test_reference_data_is_present():
-    missing = [v for v in VARIANTS if not (REFERENCE / v / "model.ckpt.index").is_file()]
-    assert not missing, (f"the TF reference data is missing under {REFERENCE} ({', '.join(missing)}); point "
-                         "SEGKIT_SHARED at the shared folder, or set SEGKIT_SKIP_TF_REFERENCE=1 to skip these tests")
+def tiny(bundle, prefix, value=1.5):
+    return bundle.write(prefix, {"w": (1, [2], np.array([value, -value], "<f4").tobytes())})
 
 
 def test_crc32c_matches_the_standard_check_values():
-    assert tfc._crc32c_many([b"123456789", b"", b"a", bytes(32)]) == [0xE3069283, 0, 0xC1D04330, 0x8A9136AA]
+    assert tfc.crc32c_many([b"123456789", b"", b"a", bytes(32)]) == [0xE3069283, 0, 0xC1D04330, 0x8A9136AA]
     long = bytes(range(256)) * 9
     crc = 0xFFFFFFFF
     for b in long:  # the plain byte loop, as the reference
         crc = tfc._TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    assert tfc._crc32c_many([long])[0] == crc ^ 0xFFFFFFFF
+    assert tfc.crc32c_many([long])[0] == crc ^ 0xFFFFFFFF
 
 
-@needs_reference
+@pytest.mark.tf_reference
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_reference_checkpoints_match_their_variable_lists(variant):
-    checkpoint = read_tf_checkpoint(REFERENCE / variant / "model.ckpt")
-    variables = json.loads((REFERENCE / variant / "variables.json").read_text())
+def test_reference_checkpoints_match_their_variable_lists(variant, reference):
+    checkpoint = read_tf_checkpoint(reference / variant / "model.ckpt")
+    variables = json.loads((reference / variant / "variables.json").read_text())
     assert shapes(checkpoint) == {v["name"]: tuple(v["shape"]) for v in variables}
     assert list(checkpoint.tensors) == sorted(checkpoint.tensors)
     assert all(array.dtype == np.float32 and np.isfinite(array).all() for array in checkpoint.tensors.values())
     trainable = sum(math.prod(checkpoint.tensors[v["name"]].shape) for v in variables if v["trainable"])
-    assert trainable == json.loads((REFERENCE / variant / "meta.json").read_text())["params"]["trainable_total"]
+    assert trainable == json.loads((reference / variant / "meta.json").read_text())["params"]["trainable_total"]
     variances = [a for name, a in checkpoint.tensors.items() if name.endswith("moving_variance")]
     assert variances and all((a > 0).all() for a in variances)
 
 
-@needs_reference
-def test_every_source_form_gives_the_same_tensors(tmp_path):
-    folder = REFERENCE / "lraspp_small_os16"
+@pytest.mark.tf_reference
+def test_every_source_form_gives_the_same_tensors(tmp_path, reference):
+    folder = reference / "lraspp_small_os16"
     expected = read_tf_checkpoint(folder / "model.ckpt")
     archive = tmp_path / "deeplab.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -141,12 +67,12 @@ def test_every_source_form_gives_the_same_tensors(tmp_path):
     assert read_tf_checkpoint(archive).prefix == f"{archive}:deeplab_small/model.ckpt"
 
 
-@needs_reference
-def test_ema_copy_is_preferred_over_pristine(tmp_path):
+@pytest.mark.tf_reference
+def test_ema_copy_is_preferred_over_pristine(tmp_path, reference, copy_reference):
     root = tmp_path / "v3-large_224_1.0_float"
     copy_reference("lraspp_small_os32", root / "ema", "model.ckpt-400000")
     copy_reference("lraspp_large_os32", root / "pristine", "model.ckpt-540000")
-    small = shapes(read_tf_checkpoint(REFERENCE / "lraspp_small_os32" / "model.ckpt"))
+    small = shapes(read_tf_checkpoint(reference / "lraspp_small_os32" / "model.ckpt"))
     checkpoint = read_tf_checkpoint(tmp_path)
     assert checkpoint.prefix == str(root / "ema" / "model.ckpt-400000") and shapes(checkpoint) == small
     archive = tmp_path / "slim.tgz"
@@ -155,20 +81,20 @@ def test_ema_copy_is_preferred_over_pristine(tmp_path):
     assert read_tf_checkpoint(archive).prefix == f"{archive}:v3-large_224_1.0_float/ema/model.ckpt-400000"
 
 
-def test_choice_follows_the_state_file_then_the_highest_step(tmp_path):
-    tiny(tmp_path / "model.ckpt-900", 9.0)
-    tiny(tmp_path / "model.ckpt-1000", 10.0)
+def test_choice_follows_the_state_file_then_the_highest_step(tmp_path, tf_bundle):
+    tiny(tf_bundle, tmp_path / "model.ckpt-900", 9.0)
+    tiny(tf_bundle, tmp_path / "model.ckpt-1000", 10.0)
     assert read_tf_checkpoint(tmp_path).tensors["w"][0] == 10.0
     (tmp_path / "checkpoint").write_text('model_checkpoint_path: "/train/run1/model.ckpt-900"\n'
                                          'all_model_checkpoint_paths: "/train/run1/model.ckpt-1000"\n')
     assert read_tf_checkpoint(tmp_path).tensors["w"][0] == 9.0
 
 
-def test_hand_built_bundle_decodes_every_kind_of_tensor(tmp_path):
+def test_hand_built_bundle_decodes_every_kind_of_tensor(tmp_path, tf_bundle):
     strings = [b"MobilenetV3", b"", b"\xff\x00bytes"]
-    raw, covered = string_tensor(strings)
+    raw, covered = tf_bundle.string_tensor(strings)
     bf16 = (np.array([1.0, -2.5, 3.140625], "<f4").view("<u4") >> 16).astype("<u2")
-    prefix = write_bundle(tmp_path / "model.ckpt", {
+    prefix = tf_bundle.write(tmp_path / "model.ckpt", {
         "global_step": (9, [], np.array(540000, "<i8").tobytes()),
         "names": (7, [3, 1], raw, covered),
         "mask": (10, [3], bytes([1, 0, 1])),
@@ -188,18 +114,19 @@ def test_hand_built_bundle_decodes_every_kind_of_tensor(tmp_path):
     tensors["half"][0, 0] = 7  # arrays are writable copies, safe for torch.from_numpy
 
 
-def test_bundle_refusals(tmp_path):
+def test_bundle_refusals(tmp_path, tf_bundle):
+    write, field = tf_bundle.write, tf_bundle.field
     cases = [
-        (write_bundle(tmp_path / "sliced", {"conv/weights": (1, [1], bytes(4))}, field(7, b"")), "partitioned slices"),
-        (write_bundle(tmp_path / "resource", {"handle": (20, [1], bytes(4))}), "dtype enum 20"),
-        (write_bundle(tmp_path / "size", {"w": (1, [3], bytes(8))}), "needs 12"),
-        (write_bundle(tmp_path / "unknown_dim", {"w": (1, [2**64 - 1], b"")}), "no fully defined shape"),
+        (write(tmp_path / "sliced", {"conv/weights": (1, [1], bytes(4))}, field(7, b"")), "partitioned slices"),
+        (write(tmp_path / "resource", {"handle": (20, [1], bytes(4))}), "dtype enum 20"),
+        (write(tmp_path / "size", {"w": (1, [3], bytes(8))}), "needs 12"),
+        (write(tmp_path / "unknown_dim", {"w": (1, [2**64 - 1], b"")}), "no fully defined shape"),
     ]
     for prefix, words in cases:
         with pytest.raises(UserError, match=words) as info:
             read_tf_checkpoint(prefix)
         assert str(prefix) in str(info.value)
-    prefix = tiny(tmp_path / "flipped")
+    prefix = tiny(tf_bundle, tmp_path / "flipped")
     data = prefix.with_name("flipped.data-00000-of-00001")
     data.write_bytes(b"\x01" + data.read_bytes()[1:])
     with pytest.raises(UserError, match="checksum") as info:
@@ -228,8 +155,8 @@ def test_bad_sources_raise_one_clear_user_error(tmp_path):
         assert str(tmp_path / name) in str(info.value), name
 
 
-@needs_reference
-def test_damaged_reference_copies_are_refused(tmp_path):
+@pytest.mark.tf_reference
+def test_damaged_reference_copies_are_refused(tmp_path, reference, copy_reference):
     def damaged(name, suffix, change):
         prefix = copy_reference("lraspp_small_os32", tmp_path / name)
         path = Path(f"{prefix}{suffix}")
@@ -257,8 +184,8 @@ def test_damaged_reference_copies_are_refused(tmp_path):
         assert str(path) in str(info.value)
     truncated = tmp_path / "cut.tar.gz"
     with tarfile.open(truncated, "w:gz") as tar:
-        tar.add(REFERENCE / "lraspp_small_os32" / "model.ckpt.index", "m/model.ckpt.index")
-        tar.add(REFERENCE / "lraspp_small_os32" / "model.ckpt.data-00000-of-00001", "m/model.ckpt.data-00000-of-00001")
+        tar.add(reference / "lraspp_small_os32" / "model.ckpt.index", "m/model.ckpt.index")
+        tar.add(reference / "lraspp_small_os32" / "model.ckpt.data-00000-of-00001", "m/model.ckpt.data-00000-of-00001")
     truncated.write_bytes(truncated.read_bytes()[:-5000])
     with pytest.raises(UserError, match="corrupt") as info:
         read_tf_checkpoint(truncated)

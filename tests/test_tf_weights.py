@@ -14,8 +14,7 @@ from segkit.models import build_model
 from segkit.models.pretrained import load_pretrained
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 from segkit.models.tf_weights import convert_tf_checkpoint, detect_architecture, tf_names
-from segkit.predict import Predictor
-from tests.test_tf_checkpoint import REFERENCE, needs_reference, write_bundle
+from segkit.deploy.predictor import Predictor
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Each reference graph and the segkit config that builds it (the OS32 ones are the released zoo models' flags).
@@ -28,22 +27,22 @@ GRAPHS = {
 }
 
 
-def converted(name):
+def converted(reference, name):
     config_file, overrides = GRAPHS[name]
     config = load_config(CONFIGS / config_file, overrides).model
     model = build_model(config)
-    conversion = convert_tf_checkpoint(read_tf_checkpoint(REFERENCE / name / "model.ckpt").tensors, model, config,
+    conversion = convert_tf_checkpoint(read_tf_checkpoint(reference / name / "model.ckpt").tensors, model, config,
                                        name)
     model.load_state_dict(conversion.state_dict)
     return model.eval()
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return np.load(REFERENCE / "input" / "image_uint8.npy")
+@pytest.fixture
+def photo(reference):
+    return np.load(reference / "input" / "image_uint8.npy")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def network_input(photo):
     """deeplab's eval input: the photo padded bottom/right to 1025x2049 with 127.5, then x * 2/255 - 1."""
     padded = np.pad(photo.astype(np.float32), ((0, 1), (0, 1), (0, 0)), constant_values=127.5)
@@ -54,18 +53,18 @@ def nhwc(array):
     return torch.from_numpy(array).permute(0, 3, 1, 2)
 
 
-@needs_reference
+@pytest.mark.tf_reference
 @pytest.mark.parametrize("name", GRAPHS)
-def test_logits_equal_the_authors_graph(name, network_input):
-    model = converted(name)
+def test_logits_equal_the_authors_graph(name, network_input, reference):
+    model = converted(reference, name)
     with torch.inference_mode():
         logits = model.logits(network_input)
-    expected = nhwc(np.load(REFERENCE / name / "logits_os8.npy"))
+    expected = nhwc(np.load(reference / name / "logits_os8.npy"))
     assert logits.shape == expected.shape  # 1/8 (1/16 for R-ASPP without skip)
     tolerance = 1e-4 * max(1.0, expected.abs().max().item())
     assert (logits - expected).abs().max().item() <= tolerance
     # deeplab's last step: align_corners upsampling to the padded crop (windows at corners, centre, pad row/col)
-    windows = np.load(REFERENCE / name / "upsampled_windows.npz")
+    windows = np.load(reference / name / "upsampled_windows.npz")
     upsampled = F.interpolate(logits, size=(1025, 2049), mode="bilinear", align_corners=True)[0].permute(1, 2, 0)
     for key in windows.files:
         row, col = (int(part[1:]) for part in key.split("_"))
@@ -74,12 +73,12 @@ def test_logits_equal_the_authors_graph(name, network_input):
         assert (got - window).abs().max().item() <= tolerance, key
 
 
-@needs_reference
+@pytest.mark.tf_reference
 @pytest.mark.parametrize("name", ["lraspp_large_os16", "lraspp_small_os16"])
-def test_every_block_equals_the_authors_probes(name, network_input):
+def test_every_block_equals_the_authors_probes(name, network_input, reference):
     # Where a port departs, this names the first layer: each block's output against TF's corner windows.
-    model = converted(name)
-    probes = np.load(REFERENCE / name / "probes.npz")
+    model = converted(reference, name)
+    probes = np.load(reference / name / "probes.npz")
     outputs = {}
     for index, layer in enumerate(model.backbone.features):
         layer.register_forward_hook(lambda module, inputs, output, index=index: outputs.setdefault(index, output))
@@ -94,12 +93,12 @@ def test_every_block_equals_the_authors_probes(name, network_input):
             assert (window - expected).abs().max().item() <= 1e-4 * max(1.0, expected.abs().max().item()), scope
 
 
-@needs_reference
+@pytest.mark.tf_reference
 @pytest.mark.parametrize("name", GRAPHS)
-def test_predictor_labels_equal_the_authors_at_1024x2048(name, photo):
+def test_predictor_labels_equal_the_authors_at_1024x2048(name, photo, reference):
     # vis.py: labels of the padded crop, cropped back to the photo
-    expected = np.load(REFERENCE / name / "labels.npz")["labels"][:1024, :2048]
-    model = converted(name)
+    expected = np.load(reference / name / "labels.npz")["labels"][:1024, :2048]
+    model = converted(reference, name)
     for backend, share in (("torch", 0.9999), ("onnxruntime", 0.999)):
         labels = Predictor.from_model(model, normalize="tf", backend=backend).predict(photo)
         assert labels.shape == (1024, 2048)
@@ -116,7 +115,7 @@ def test_mapping_covers_every_tensor_of_every_model():
         assert len({variable.name for variable in names.values()}) == len(names)  # one TF variable each
 
 
-@needs_reference
+@pytest.mark.tf_reference
 @pytest.mark.parametrize("name, expected", [
     ("lraspp_large_os32", {"backbone": "mobilenet_v3_large", "rf2": True, "head": "lraspp", "head_channels": 128,
                            "skip": True, "num_classes": 19}),
@@ -125,43 +124,20 @@ def test_mapping_covers_every_tensor_of_every_model():
     ("raspp_large_os16_f256", {"backbone": "mobilenet_v3_large", "rf2": True, "head": "raspp", "head_channels": 256,
                                "skip": False, "num_classes": 19}),
 ])
-def test_architecture_is_read_from_the_variables(name, expected):
-    assert detect_architecture(read_tf_checkpoint(REFERENCE / name).tensors) == expected
+def test_architecture_is_read_from_the_variables(name, expected, reference):
+    assert detect_architecture(read_tf_checkpoint(reference / name).tensors) == expected
 
 
 # ---- the refusals, on checkpoints written here -------------------------------------------------------------
 
-def tf_tensors(model):
-    """A model's weights under the authors' names and layouts (the inverse of the mapping)."""
-    state, tensors = model.state_dict(), {}
-    for key, variable in tf_names(model).items():
-        tensor = state[key]
-        if variable.layout == "conv":
-            tensor = tensor.permute(2, 3, 1, 0)
-        elif variable.layout == "depthwise":
-            tensor = tensor.permute(2, 3, 0, 1)
-        tensors[variable.name] = tensor.contiguous().numpy()
-    return tensors
-
-
-def write_checkpoint(prefix, tensors):
-    Path(prefix).parent.mkdir(parents=True, exist_ok=True)
-    entries = {}
-    for name, array in tensors.items():
-        array = np.asarray(array)
-        dtype = 9 if array.dtype == np.int64 else 1
-        entries[name] = (dtype, list(array.shape), array.astype("<i8" if dtype == 9 else "<f4").tobytes())
-    return write_bundle(prefix, entries)
-
-
-def test_conversion_round_trip_and_refusals(tmp_path):
+def test_conversion_round_trip_and_refusals(tmp_path, tf_bundle):
     config = ModelConfig(backbone="mobilenet_v3_small")
     source = build_model(config).eval()
-    tensors = tf_tensors(source)
+    tensors = tf_bundle.tensors(source)
     training = {"global_step": np.array(1234, np.int64),
                 "aspp0/weights/Momentum": tensors["aspp0/weights"],
                 "aspp0/weights/ExponentialMovingAverage": tensors["aspp0/weights"]}
-    prefix = write_checkpoint(tmp_path / "ok" / "model.ckpt", {**tensors, **training})
+    prefix = tf_bundle.arrays(tmp_path / "ok" / "model.ckpt", {**tensors, **training})
     conversion = convert_tf_checkpoint(read_tf_checkpoint(prefix).tensors, build_model(config), config, "ok")
     assert conversion.global_step == 1234 and sorted(conversion.skipped) == sorted(training)
     for key, value in source.state_dict().items():
@@ -171,11 +147,11 @@ def test_conversion_round_trip_and_refusals(tmp_path):
     dropped = dict(tensors)
     for name in ("image_pooling/biases", "MobilenetV3/expanded_conv_3/project/weights"):
         dropped.pop(name)
-    missing = read_tf_checkpoint(write_checkpoint(tmp_path / "missing" / "model.ckpt", dropped)).tensors
+    missing = read_tf_checkpoint(tf_bundle.arrays(tmp_path / "missing" / "model.ckpt", dropped)).tensors
     with pytest.raises(UserError, match="lacks 2 variable.*expanded_conv_3/project/weights.*image_pooling/biases"):
         convert_tf_checkpoint(missing, target, config, "missing")
     unknown = {"aspp1_depthwise/depthwise_weights": np.ones((3, 3, 4, 1))}
-    extra = read_tf_checkpoint(write_checkpoint(tmp_path / "extra" / "model.ckpt", {**tensors, **unknown}))
+    extra = read_tf_checkpoint(tf_bundle.arrays(tmp_path / "extra" / "model.ckpt", {**tensors, **unknown}))
     with pytest.raises(UserError, match="no place for .*aspp1_depthwise/depthwise_weights"):
         convert_tf_checkpoint(extra.tensors, target, config, "extra")
     with pytest.raises(UserError, match="holds mobilenet_v3_small \\+ RF2.*but the config builds mobilenet_v3_large.*"
@@ -187,16 +163,16 @@ def test_conversion_round_trip_and_refusals(tmp_path):
                               {"large.py": ModelConfig(), "small_f128.py": config})
 
 
-def test_slim_imagenet_checkpoint_initialises_what_fits(tmp_path):
+def test_slim_imagenet_checkpoint_initialises_what_fits(tmp_path, tf_bundle):
     # A slim ImageNet MobileNetV3-Large (full-width tail, the 1280 conv and the classifier, an EMA shadow and a
     # step counter): every backbone layer that fits loads, RF2's halved tail keeps its initialisation.
     imagenet = build_model(ModelConfig(rf2=False)).backbone
-    tensors = tf_tensors(imagenet)
+    tensors = tf_bundle.tensors(imagenet)
     tensors.update({"MobilenetV3/Conv_2/weights": np.ones((1, 1, 960, 1280), np.float32),
                     "MobilenetV3/Logits/Conv2d_1c_1x1/weights": np.ones((1, 1, 1280, 1001), np.float32),
                     "MobilenetV3/Conv/weights/ExponentialMovingAverage": tensors["MobilenetV3/Conv/weights"],
                     "global_step": np.array(540000, np.int64)})
-    prefix = write_checkpoint(tmp_path / "v3-large_224_1.0_float" / "ema" / "model.ckpt-540000", tensors)
+    prefix = tf_bundle.arrays(tmp_path / "v3-large_224_1.0_float" / "ema" / "model.ckpt-540000", tensors)
     model = build_model(ModelConfig())  # RF2
     before = {key: value.clone() for key, value in model.state_dict().items()}
     report = load_pretrained(model, "mobilenet_v3_large", str(prefix.parent.parent))  # the unpacked folder

@@ -14,7 +14,7 @@ import torch
 from segkit.config import Config, DataConfig, ModelConfig, TrainConfig
 from segkit.data.synthetic import make_synthetic
 from segkit.engine.checkpoint import load_checkpoint
-from segkit.engine.trainer import TrainStream, train
+from segkit.engine.trainer import train
 from segkit.errors import UserError
 from segkit.models import build_model
 
@@ -48,34 +48,6 @@ def finish(process, timeout=600):
     out, err = process.communicate(timeout=timeout)
     assert process.returncode == 0, err[-3000:]
     return out
-
-
-def take(stream, n):
-    iterator = iter(stream)
-    return [next(iterator) for _ in range(n)]
-
-
-@pytest.mark.parametrize("size, world", [(10, 2), (7, 2), (11, 3)])
-def test_stream_shards_make_the_same_global_batches(size, world):
-    # also for data sets not divisible by the number of processes, and across epoch boundaries
-    per_rank, steps = 2, 3 * size  # many epochs
-    one = take(TrainStream(size, seed=5, rank=0, world_size=1), per_rank * world * steps)
-    ranks = [take(TrainStream(size, seed=5, rank=r, world_size=world), per_rank * steps) for r in range(world)]
-    for t in range(steps):
-        together = [sample for shard in ranks for sample in shard[per_rank * t: per_rank * (t + 1)]]
-        assert sorted(together) == sorted(one[per_rank * world * t: per_rank * world * (t + 1)]), t
-    # and a resumed rank continues its own shard
-    resumed = take(TrainStream(size, seed=5, rank=1, world_size=world, start=5), 7)
-    assert resumed == ranks[1][5:12]
-
-
-def test_stream_resumes_where_it_stopped():
-    full = TrainStream(7, seed=1)
-    resumed = TrainStream(7, seed=1, start=9)
-    it_full, it_resumed = iter(full), iter(resumed)
-    head = [next(it_full) for _ in range(20)]
-    assert [next(it_resumed) for _ in range(11)] == head[9:]
-    assert sorted(index for index, _ in head[:7]) == list(range(7))  # an epoch is a permutation
 
 
 def test_sigkill_then_resume_is_bit_identical(tmp_path, data_root):
@@ -191,17 +163,18 @@ def test_work_dir_contents_and_log(tmp_path, data_root):
 
 
 def test_optimizer_choice_and_no_decay_groups():
+    from segkit.config import OptimizerConfig
     from segkit.engine.trainer import build_optimizer
 
     model = build_model(ModelConfig(backbone="mobilenet_v3_small"))
-    sgd = build_optimizer(model, TrainConfig(optimizer="sgd", weight_decay=4e-5))
-    adamw = build_optimizer(model, TrainConfig(optimizer="adamw", lr=1e-3, weight_decay=1e-4))
+    sgd = build_optimizer(model, OptimizerConfig(name="sgd", weight_decay=4e-5))
+    adamw = build_optimizer(model, OptimizerConfig(name="adamw", lr=1e-3, weight_decay=1e-4))
     assert isinstance(sgd, torch.optim.SGD) and isinstance(adamw, torch.optim.AdamW)
     decayed, undecayed = adamw.param_groups
     assert decayed["weight_decay"] == 1e-4 and undecayed["weight_decay"] == 0.0
     assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in undecayed["params"])
-    with pytest.raises(UserError, match="train.optimizer='adam' is unknown"):
-        build_optimizer(model, TrainConfig(optimizer="adam"))
+    with pytest.raises(UserError, match="optimizer.name='adam' is unknown"):
+        OptimizerConfig(name="adam")
 
 
 def test_training_crops_must_lie_on_the_pixel_grid(tmp_path, data_root):
@@ -267,24 +240,20 @@ def test_ddp_sigkill_then_resume_is_bit_identical_with_per_rank_dropout(tmp_path
 def test_resume_reads_the_checkpoint_on_the_cpu_whatever_the_device(tmp_path, monkeypatch):
     # On a GPU, loading last.pt onto the device made the saved NumPy RNG state a CUDA tensor (.numpy() failed).
     import segkit.engine.trainer as trainer
-    from segkit.engine.checkpoint import save_checkpoint
+    from segkit.engine.distributed import Runtime
 
-    config = Config(model=ModelConfig(backbone="mobilenet_v3_small"))
-    model = build_model(config.model)
-    optimizer = trainer.build_optimizer(model, config.train)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-    save_checkpoint(tmp_path / "last.pt", {"model": model.state_dict(), "config": config.to_dict(), "iteration": 3,
-                                           "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                           "scaler": scaler.state_dict(), "rng": trainer.gather_rng_states(
-                                               trainer.Runtime()), "world_size": 1})
+    config = Config(model=ModelConfig(backbone="mobilenet_v3_small")).resolved()
+    state = trainer.build_training(config, Runtime())
+    state.iteration = 3
+    trainer.save(state, config, Runtime(), tmp_path / "last.pt")
     seen = []
     real_load = trainer.load_checkpoint
     monkeypatch.setattr(trainer, "load_checkpoint", lambda path, map_location="cpu": seen.append(map_location)
                         or real_load(path, map_location=map_location))
-    runtime = trainer.Runtime(device=torch.device("cuda", 0))  # as on a GPU; nothing here touches the device
-    start, _ = trainer.resume_from(tmp_path / "last.pt", config, runtime, model, optimizer, scheduler, scaler)
-    assert start == 3 and seen == ["cpu"]
+    fresh = trainer.build_training(config, Runtime())
+    runtime = Runtime(device=torch.device("cuda", 0))  # as on a GPU; nothing here touches the device
+    trainer.restore(fresh, tmp_path / "last.pt", config, runtime)
+    assert fresh.iteration == 3 and seen == ["cpu"]
 
 
 def test_resume_refuses_another_model_or_batch(tmp_path, data_root):
@@ -296,18 +265,3 @@ def test_resume_refuses_another_model_or_batch(tmp_path, data_root):
         assert process.returncode == 2 and message in err and "Traceback" not in err, err
 
 
-def test_explicit_cuda_device_is_honoured(monkeypatch):
-    import segkit.engine.trainer as trainer
-
-    chosen = []
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
-        monkeypatch.delenv(name, raising=False)
-    assert trainer.setup_runtime("cuda:1").device == torch.device("cuda", 1) and chosen == [1]
-    assert trainer.setup_runtime("cuda").device == torch.device("cuda", 0)
-    with pytest.raises(UserError, match="needs GPU 2, but torch sees 2"):
-        trainer.setup_runtime("cuda:2")
-    with pytest.raises(UserError, match="is not a device"):
-        trainer.setup_runtime("gpu")

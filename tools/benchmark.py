@@ -22,13 +22,15 @@ from pathlib import Path
 
 import torch
 
-from segkit.benchmark import (BACKENDS, available_backends, backends_report, benchmark_config, compare_backends,
-                              data_report, table7_report)
+from segkit.benchmark.backends import COMPARED, available_backends, backends_report, compare_backends
+from segkit.benchmark.data import data_report
+from segkit.benchmark.table7 import benchmark_config, table7_report
 from segkit.cli import main_guard
 from segkit.config import load_config
 from segkit.data.cityscapes import read_image
-from segkit.engine.checkpoint import load_model
+from segkit.models import load_model
 from segkit.errors import UserError
+from segkit.resolutions import RESOLUTIONS
 
 TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
 
@@ -38,13 +40,13 @@ def parse_args(argv=None):
     parser.add_argument("configs", nargs="*", help="config files to measure")
     parser.add_argument("--table7", action="store_true", help="measure the 11 rows of Table 7 beside the paper")
     parser.add_argument("--json", action="store_true", help="print one JSON object per config")
-    parser.add_argument("--resolution", nargs="+", choices=("full", "half"), default=["full", "half"],
+    parser.add_argument("--resolution", nargs="+", choices=tuple(RESOLUTIONS), default=list(RESOLUTIONS),
                         help="input sizes: full = 1024x2048, half = 512x1024 (default: both)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is reported")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="intra-op CPU threads (default: %(default)s)")
     parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
-                        help=f"compare backends end to end: all, or a comma list of {', '.join(BACKENDS)}")
+                        help=f"compare backends end to end: all, or a comma list of {', '.join(COMPARED)}")
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
     parser.add_argument("--checkpoint", help="with --backend: trained weights (and, without CONFIG, their config)")
     parser.add_argument("--image", help="with --backend: a photo to segment instead of random noise")
@@ -58,10 +60,10 @@ def parse_args(argv=None):
 
 def parse_backends(text: str) -> tuple[str, ...]:
     names = available_backends() if text == "all" else tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in BACKENDS]
+    unknown = [name for name in names if name not in COMPARED]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or text!r}; choose all or from "
-                                         f"{', '.join(BACKENDS)}")
+                                         f"{', '.join(COMPARED)}")
     return names
 
 

@@ -15,20 +15,17 @@ one line naming them, and no OUT is written. OUT is what eval, infer, export, be
 from __future__ import annotations
 
 import argparse
-import sys
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from segkit.cli import main_guard  # noqa: E402
-from segkit.complexity import count_parameters  # noqa: E402
-from segkit.config import load_config  # noqa: E402
-from segkit.engine.checkpoint import save_checkpoint  # noqa: E402
-from segkit.errors import UserError  # noqa: E402
-from segkit.models import build_model  # noqa: E402
-from segkit.models.tf_checkpoint import read_tf_checkpoint  # noqa: E402
-from segkit.models.tf_weights import convert_tf_checkpoint, describe, configured_architecture  # noqa: E402
+from segkit.cli import main_guard
+from segkit.complexity import count_parameters
+from segkit.config import load_config
+from segkit.engine.checkpoint import save_checkpoint
+from segkit.errors import UserError
+from segkit.models import build_model
+from segkit.models.tf_checkpoint import read_tf_checkpoint
+from segkit.models.tf_weights import convert_tf_checkpoint, describe, configured_architecture
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

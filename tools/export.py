@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from segkit.cli import main_guard  # noqa: E402
-from segkit.config import load_config  # noqa: E402
-from segkit.engine.checkpoint import load_model  # noqa: E402
-from segkit.errors import UserError  # noqa: E402
-from segkit.export import OPSET, export_onnx  # noqa: E402
+from segkit.cli import checkpoint_model, main_guard
+from segkit.deploy.export import OPSET, export_onnx
+from segkit.errors import UserError
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,8 +38,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if args.height < 32 or args.width < 32:
         raise UserError(f"--height/--width must be at least 32 pixels, got {args.height}x{args.width}.")
-    model_config = load_config(args.config).model if args.config else None
-    model, config, _ = load_model(args.checkpoint, model_config)
+    model, config = checkpoint_model(args.checkpoint, args.config)
     parity = export_onnx(model, args.out, (args.height, args.width), labels=args.labels, opset=args.opset)
     output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
     print(f"wrote {args.out}: {config.model.backbone}/{config.model.head}, input images (1, 3, {args.height}, "

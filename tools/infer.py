@@ -26,24 +26,21 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from segkit.cli import main_guard  # noqa: E402
-from segkit.data.cityscapes import read_image  # noqa: E402
-from segkit.data.labels import colorize, to_label_ids  # noqa: E402
-from segkit.engine.checkpoint import find_latest_checkpoint  # noqa: E402
-from segkit.errors import UserError  # noqa: E402
-from segkit.fileio import atomic_write_bytes  # noqa: E402
-from segkit.predict import BACKENDS, Predictor, overlay  # noqa: E402
+from segkit.cli import main_guard, resolve_checkpoint
+from segkit.data.cityscapes import read_image
+from segkit.data.labels import colorize, to_label_ids
+from segkit.deploy.backends import BACKENDS
+from segkit.deploy.predictor import Predictor, overlay
+from segkit.errors import UserError
+from segkit.fileio import write_png
+from segkit.resolutions import RESOLUTIONS
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 ORIENTATION_TAG = 0x0112  # EXIF
-TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -51,22 +48,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR_OR_GLOB", help="images, folders or glob patterns")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the newest runs/*/best.pt)")
     parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
-    parser.add_argument("--resolution", choices=("full", "half"), default="full",
+    parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
                         help="run the network on the full image or on it downsampled by 2 (default: full)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto = the fastest measured on this machine (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     return parser.parse_args(argv)
-
-
-def resolve_checkpoint(value: str | None) -> Path:
-    if value:
-        return Path(value)
-    latest = find_latest_checkpoint("runs", "best.pt")
-    if latest is None:
-        raise UserError(f"no checkpoint given and none found as runs/*/best.pt in {Path.cwd()}; {TRAIN_HINT}.")
-    print(f"using the newest checkpoint {latest} (pass --checkpoint to choose another)")
-    return latest
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -172,16 +159,6 @@ def output_names(paths: list[Path]) -> list[str]:
     if repeated:  # only the same file twice gets here, and unique_inputs removes those
         raise UserError(f"two inputs would write the same outputs ({', '.join(repeated)}); pass each file once.")
     return names
-
-
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Encode first, then write a temp file and rename it: no half-written outputs."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", image)
-    if not ok:
-        raise UserError(f"cannot encode {path.name} as PNG")
-    atomic_write_bytes(path, data.tobytes())
 
 
 def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Write a synthetic Cityscapes-format data set (see segkit/data/synthetic.py for what it draws).
 
 Example: python tools/make_synthetic.py --out data/synthetic --train 40 --val 10 --height 512 --width 1024
@@ -6,13 +6,9 @@ Example: python tools/make_synthetic.py --out data/synthetic --train 40 --val 10
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from segkit.cli import main_guard  # noqa: E402
-from segkit.data.synthetic import make_synthetic  # noqa: E402
+from segkit.cli import main_guard
+from segkit.data.synthetic import make_synthetic
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -13,7 +13,7 @@ in its own process, so one that fails or hangs leaves the others their measureme
            windows (the first windows, start-up and autotuning, left out) and the peak GPU memory, read by a
            wrapper that runs tools/train.py's main() in-process and then asks torch.cuda.max_memory_allocated()
   eval     tools/eval.py --resolution full half on the synthetic val split: mIoU and ms/image (model time)
-  predict  segkit.predict.Predictor (backend torch) on a 1024x2048 photo at full and half resolution and on a
+  predict  segkit.deploy.Predictor (backend torch) on a 1024x2048 photo at full and half resolution and on a
            512x1024 photo at full: median ms of 20 calls after warm-up (predict returns numpy, so it syncs)
   resume   an uninterrupted run beside one killed with SIGKILL once its first last.pt exists, then continued
            with --resume: both must end with the same weights (asserted bit for bit on the CPU; on CUDA the
@@ -630,7 +630,7 @@ def child_predict(checkpoint: str, device: str, photo: str, height: str, width: 
     import numpy as np
     import torch
 
-    from segkit.predict import Predictor
+    from segkit.deploy.predictor import Predictor
 
     if photo == "noise":
         image = np.random.default_rng(0).integers(0, 256, (int(height), int(width), 3), dtype=np.uint8)

@@ -29,7 +29,6 @@ from segkit.data.labels import IGNORE_INDEX, LABEL_TO_TRAIN, NUM_CLASSES
 from segkit.data.transforms import eval_transform, image_to_tensor, train_transform
 from segkit.errors import UserError
 
-SPLITS = ("train", "val", "test")
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
 TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"

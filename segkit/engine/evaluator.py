@@ -1,11 +1,11 @@
 """Evaluation over a split: full and half resolution in one pass, TTA, sliding window, timing, official outputs.
 
 One loop, read top to bottom in ``evaluate``: each image is decoded once (a DataLoader streams it, batch 1), every
-requested resolution is predicted from that one tensor through ``segkit.inference`` (the single definition of
-"half resolution": area-downsampled input, logits bilinearly upsampled to the image size) and scored against the
-full-size trainId label in one dataset-level confusion matrix per resolution. Nothing per image is kept, so
-memory stays flat over the split. Under ``torch.distributed`` each rank evaluates every world_size-th image and
-the matrices are summed.
+requested resolution is predicted from that one tensor by a plain callable (images, resolution) -> labels -- a
+model's reference prediction (``segkit.inference.model_labels``: the pixel grid, TTA, tiles) or any deploy path --
+and scored against the full-size trainId label in one dataset-level confusion matrix per resolution. Nothing per
+image is kept, so memory stays flat over the split. Under ``torch.distributed`` each rank evaluates every
+world_size-th image and the matrices are summed.
 
 Also here: the per-class table, the confusion-matrix plot, the labelIds PNGs of the official layout, and a
 wrapper around cityscapesscripts' ``evalPixelLevelSemanticLabeling`` for the cross-check (``official_evaluation``).
@@ -20,49 +20,25 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from torch import nn
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
 from segkit.data.cityscapes import LABEL_IDS_SUFFIX, worker_init_fn
 from segkit.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, to_label_ids
 from segkit.errors import UserError
-from segkit.fileio import atomic_write_bytes
-from segkit.inference import RESOLUTION_SCALES, TTA, predict_scores, resize_images, scaled_size, to_labels, \
-    upsample_logits
+from segkit.fileio import atomic_write_bytes, write_png
+from segkit.engine.distributed import distributed
 from segkit.metrics import ConfusionMatrix, Scores
+from segkit.resolutions import RESOLUTIONS
 
-RESOLUTIONS = tuple(RESOLUTION_SCALES)  # ("full", "half")
+Predict = Callable[[torch.Tensor, str], torch.Tensor]  # normalised images (1, 3, H, W), resolution -> labels (1, H, W)
 PREDICTION_SUFFIX = "_leftImg8bit.png"  # the official name of a prediction: CITY_SEQ_FRAME_leftImg8bit.png
-
-
-@dataclass
-class SlidingWindow:
-    """Tiles of ``size`` (height, width) in network-input pixels, overlapping by ``overlap`` of a tile."""
-
-    size: tuple[int, int]
-    overlap: float = 1 / 3
-
-    def __post_init__(self):
-        if len(self.size) != 2 or min(self.size) <= 0:
-            raise UserError(f"sliding window size {self.size} must be two positive integers H,W, e.g. 512,1024.")
-        if not 0 <= self.overlap < 1:
-            raise UserError(f"sliding window overlap {self.overlap} must lie in [0, 1).")
-
-    @classmethod
-    def parse(cls, text: str, overlap: float = 1 / 3) -> "SlidingWindow":
-        """``"512,1024"`` (or ``512x1024``) -> SlidingWindow((512, 1024))."""
-        try:
-            height, width = (int(v) for v in text.lower().replace("x", ",").split(","))
-        except ValueError:
-            raise UserError(f"--sliding-window {text!r} must be H,W in pixels, e.g. 512,1024.") from None
-        return cls((height, width), overlap)
 
 
 @dataclass
@@ -85,57 +61,40 @@ class EvalResult:
 
 # ---- the loop ----------------------------------------------------------------------------------------------
 
-def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=None, tta: TTA = TTA(),
-             save_dir=None, progress: bool = True, sliding_window: SlidingWindow | None = None, workers: int = 2,
-             num_classes: int = NUM_CLASSES, backend=None) -> dict[str, EvalResult]:
-    """Score ``model`` on ``dataset`` at each resolution; ``{resolution: EvalResult}`` in the order given.
+def evaluate(predict: Predict, dataset, resolutions=("full", "half"), device="cpu", save_dir=None,
+             progress: bool = True, workers: int = 2, num_classes: int = NUM_CLASSES) -> dict[str, EvalResult]:
+    """Score ``predict`` on ``dataset`` at each resolution; ``{resolution: EvalResult}`` in the order given.
 
     ``dataset`` yields dicts like ``CityscapesDataset`` (normalised ``image``, trainId ``label``, ``has_label``,
-    ``name``, ``city``). ``device`` defaults to the model's. ``save_dir`` receives one labelIds PNG per image
-    and resolution as ``save_dir/<resolution>/CITY/CITY_SEQ_FRAME_leftImg8bit.png``. The model may be in train
-    mode (the trainer's periodic validation): it runs in eval mode and its mode is restored.
-    ``backend``: a deploy backend of ``segkit.predict`` (e.g. ONNX Runtime) scored instead of the model's reference
-    prediction, to measure what a deployment loses; it takes no TTA or sliding window and runs on the CPU.
+    ``name``, ``city``); images reach ``predict`` on ``device``. ``save_dir`` receives one labelIds PNG per image
+    and resolution as ``save_dir/<resolution>/CITY/CITY_SEQ_FRAME_leftImg8bit.png``.
     """
     resolutions = _check_resolutions(resolutions)
-    if backend is not None and (tta != TTA() or sliding_window is not None):
-        raise UserError(f"backend {backend.name!r} predicts single-scale whole images; drop --tta and "
-                        f"--sliding-window, or evaluate the PyTorch model (no --backend).")
-    net = _unwrap(model)
-    device = torch.device(device) if device is not None else _model_device(net)
+    device = torch.device(device)
     loader = DataLoader(_shard(dataset), batch_size=1, shuffle=False, num_workers=workers,
                         worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda")
     matrices = {r: ConfusionMatrix(num_classes, IGNORE_INDEX, device) for r in resolutions}
     seconds = {r: 0.0 for r in resolutions}
     images, labelled = 0, 0
-    show = progress and (not _distributed() or torch.distributed.get_rank() == 0)  # one bar, not one per rank
-    was_training = net.training
-    net.eval()
-    try:
-        for batch in tqdm(loader, desc="eval", unit="img", disable=None if show else True):
-            image = batch["image"].to(device, non_blocking=True)
-            label = batch["label"].to(device, non_blocking=True)
-            has_label = bool(batch["has_label"][0])
-            for resolution in resolutions:
-                start = time.perf_counter()
-                if backend is None:
-                    prediction = _predict(net, image, resolution, tta, sliding_window)
-                else:
-                    prediction = backend(image.cpu(), resolution)[None].to(device, torch.long)
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)  # kernels are asynchronous: wait before reading the clock
-                if images > 0 or len(loader) == 1:  # the first image pays for warm-up (allocations, autotuning)
-                    seconds[resolution] += time.perf_counter() - start
-                if has_label:
-                    matrices[resolution].update(label, prediction)
-                if save_dir is not None:
-                    expected = tuple(label.shape[-2:])  # the ground truth's size (== the image's)
-                    path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{PREDICTION_SUFFIX}"
-                    save_prediction(path, prediction[0].cpu().numpy(), expected)
-            images += 1
-            labelled += has_label
-    finally:
-        net.train(was_training)
+    show = progress and (not distributed() or torch.distributed.get_rank() == 0)  # one bar, not one per rank
+    for batch in tqdm(loader, desc="eval", unit="img", disable=None if show else True):
+        image = batch["image"].to(device, non_blocking=True)
+        label = batch["label"].to(device, non_blocking=True)
+        has_label = bool(batch["has_label"][0])
+        for resolution in resolutions:
+            start = time.perf_counter()
+            prediction = predict(image, resolution).to(device)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # kernels are asynchronous: wait before reading the clock
+            if images > 0 or len(loader) == 1:  # the first image pays for warm-up (allocations, autotuning)
+                seconds[resolution] += time.perf_counter() - start
+            if has_label:
+                matrices[resolution].update(label, prediction)
+            if save_dir is not None:
+                path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{PREDICTION_SUFFIX}"
+                save_prediction(path, prediction[0].cpu().numpy(), tuple(label.shape[-2:]))
+        images += 1
+        labelled += has_label
 
     timed = images - 1 if images > 1 else images
     images, labelled, timed, seconds = _sum_over_ranks(images, labelled, timed, seconds, device)
@@ -154,88 +113,27 @@ def evaluate(model: nn.Module, dataset, resolutions=("full", "half"), device=Non
     return results
 
 
-def _predict(model, image, resolution, tta, sliding_window) -> torch.Tensor:
-    if sliding_window is None:
-        scores = predict_scores(model, image, resolution, tta)
-    else:
-        scores = sliding_window_scores(model, image, sliding_window, resolution, tta)
-    return to_labels(scores)
-
-
-@torch.inference_mode()
-def sliding_window_scores(model: nn.Module, images: torch.Tensor, window: SlidingWindow, resolution: str = "full",
-                          tta: TTA = TTA()) -> torch.Tensor:
-    """Like ``predict_scores`` but the network sees overlapping tiles of ``window.size`` (for inputs that do not
-    fit in memory); overlapping scores are averaged. The image is first resized for ``resolution`` exactly as in
-    ``predict_scores``, tiled there, and the stitched scores are upsampled to the input size."""
-    size = tuple(images.shape[-2:])
-    scaled = resize_images(images, scaled_size(size, RESOLUTION_SCALES[resolution]))
-    height, width = scaled.shape[-2:]
-    total, count = None, torch.zeros((1, 1, height, width), device=images.device)
-    for top, left, bottom, right in _tiles((height, width), window):
-        scores = predict_scores(model, scaled[..., top:bottom, left:right], "full", tta)
-        if total is None:
-            total = scores.new_zeros((scores.shape[0], scores.shape[1], height, width))
-        total[..., top:bottom, left:right] += scores
-        count[..., top:bottom, left:right] += 1
-    return upsample_logits(total / count, size)
-
-
-def _tiles(size: tuple[int, int], window: SlidingWindow):
-    """(top, left, bottom, right) of tiles covering ``size``; the last tile of a row/column is flush with the edge."""
-
-    def starts(length, tile):
-        tile = min(tile, length)
-        stride = max(1, int(round(tile * (1 - window.overlap))))
-        positions = list(range(0, length - tile + 1, stride))
-        if positions[-1] + tile < length:
-            positions.append(length - tile)
-        return positions, tile
-
-    rows, tile_h = starts(size[0], window.size[0])
-    cols, tile_w = starts(size[1], window.size[1])
-    return [(y, x, y + tile_h, x + tile_w) for y in rows for x in cols]
-
-
 def _check_resolutions(resolutions) -> tuple[str, ...]:
     if isinstance(resolutions, str):
         resolutions = (resolutions,)
     resolutions = tuple(dict.fromkeys(resolutions))
-    unknown = [r for r in resolutions if r not in RESOLUTION_SCALES]
+    unknown = [r for r in resolutions if r not in RESOLUTIONS]
     if unknown or not resolutions:
         raise UserError(f"resolution {', '.join(unknown) or '(none)'} is unknown; choose from {', '.join(RESOLUTIONS)}.")
     return resolutions
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    # Ranks may see different numbers of images, so no collective may run inside forward: use DDP's inner module.
-    if isinstance(model, nn.parallel.DistributedDataParallel):
-        return model.module
-    return model
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    tensor = next(model.parameters(), None)
-    if tensor is None:
-        tensor = next(model.buffers(), None)
-    return tensor.device if tensor is not None else torch.device("cpu")
-
-
-def _distributed() -> bool:
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 def _shard(dataset):
     """This rank's images: every world_size-th from its rank (no padding, unlike DistributedSampler, so no image
     is counted twice)."""
-    if not _distributed():
+    if not distributed():
         return dataset
     rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
     return Subset(dataset, range(rank, len(dataset), world))
 
 
 def _sum_over_ranks(images, labelled, timed, seconds, device):
-    if not _distributed():
+    if not distributed():
         return images, labelled, timed, seconds
     keys = list(seconds)
     values = torch.tensor([images, labelled, timed] + [seconds[k] for k in keys], dtype=torch.float64, device=device)
@@ -252,9 +150,7 @@ def save_prediction(path, train_ids: np.ndarray, expected_size: tuple[int, int])
     if tuple(train_ids.shape) != tuple(expected_size):
         raise UserError(f"prediction for {path} is {train_ids.shape[0]}x{train_ids.shape[1]} but its ground truth "
                         f"is {expected_size[0]}x{expected_size[1]}; the model must return logits at the input size.")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_label_ids(train_ids.astype(np.uint8)), mode="L").save(path)
+    write_png(path, to_label_ids(train_ids.astype(np.uint8)))
 
 
 def format_table(results: dict[str, EvalResult], official: dict[str, float] | None = None,

@@ -30,7 +30,9 @@ def build_backbone(config: ModelConfig) -> Backbone:
 def build_model(config: ModelConfig) -> Segmentor:
     """Build the segmentor of ``config`` with random weights, then load ImageNet weights if asked."""
     backbone = build_backbone(config)
-    pool_kernel = None if config.global_pool else gate_pool_kernel(config.pool_crop, config.output_stride)
+    # An unresolved config (pool_crop None: "the training crop") gets the authors' 769x769.
+    pool_crop = config.pool_crop or (769, 769)
+    pool_kernel = None if config.global_pool else gate_pool_kernel(pool_crop, config.output_stride)
     channels = dict(low_channels=backbone.low_channels, high_channels=backbone.high_channels,
                     num_classes=config.num_classes, channels=config.head_channels)
     if config.head == "lraspp":
@@ -39,7 +41,7 @@ def build_model(config: ModelConfig) -> Segmentor:
     else:
         # R-ASPP's image pooling is global (DeepLabv3); the crop-derived pool is LR-ASPP's gate.
         skip = False if config.skip is None else config.skip
-        head = RASPP(**channels, pool_kernel=None, skip=skip, dropout=config.dropout)
+        head = RASPP(**channels, pool_kernel=None, skip=skip)
     model = Segmentor(backbone, head, config.num_classes)
     if config.bn_momentum is not None:
         for module in model.modules():

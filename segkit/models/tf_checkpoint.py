@@ -90,7 +90,7 @@ def _zero_shift_tables(nbytes: int) -> list[list[int]]:
 _SHIFT = _zero_shift_tables(_ROW)
 
 
-def _crc32c_many(chunks: list) -> list[int]:
+def crc32c_many(chunks: list) -> list[int]:
     """CRC32C of each bytes-like chunk in one numpy pass, since a byte loop in Python costs ~1 s per 6 MB.
 
     Each chunk is left-padded with zeros to whole rows (leading zeros leave a zero-initialised CRC unchanged; the usual
@@ -192,7 +192,7 @@ def _blocks(data: bytes, handles: list[tuple[int, int]]) -> list[bytes]:
         if data[offset + size] != 0:
             raise _Corrupt(f"its blocks are compressed (type {data[offset + size]}), which TensorFlow never writes "
                            "and this reader does not decode")
-    crcs = _crc32c_many([memoryview(data)[offset:offset + size + 1] for offset, size in handles])
+    crcs = crc32c_many([memoryview(data)[offset:offset + size + 1] for offset, size in handles])
     for (offset, size), crc in zip(handles, crcs):
         if _unmask(int.from_bytes(data[offset + size + 1:offset + size + 5], "little")) != crc:
             raise _Corrupt("a block fails its checksum")
@@ -344,7 +344,7 @@ def _load(prefix: str, read: Callable[[str], bytes | None]) -> TFCheckpoint:
             raise UserError(f"Checkpoint {prefix} is corrupt: variable {entry.name!r}: {exc}; re-download or "
                             "re-copy it.") from None
         covered.append(crc_bytes)
-    for entry, crc in zip(entries, _crc32c_many(covered)):
+    for entry, crc in zip(entries, crc32c_many(covered)):
         if _unmask(entry.crc) != crc:
             raise UserError(f"Checkpoint data file {shards[entry.shard][0]} is corrupt (variable {entry.name!r} fails "
                             "its checksum); re-download or re-copy it.")

@@ -1,7 +1,16 @@
+"""tools/benchmark.py: Table 7 beside the paper, a config's JSON record, backends with a checkpoint and a photo,
+one-line user errors."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segkit.config import Config, ModelConfig
+from segkit.engine.checkpoint import save_checkpoint
+from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,43 +46,7 @@ def test_user_errors_are_one_line():
     assert result.returncode == 2 and "--table7" in result.stderr
 
 
-def test_data_report_compares_loader_and_training(tmp_path):
-    from segkit.benchmark import data_report
-    from segkit.config import load_config
-    from segkit.data.synthetic import make_synthetic
-
-    make_synthetic(tmp_path, train=4, val=1, height=64, width=128, seed=0)
-    config = load_config(ROOT / "configs" / "lraspp_small.py", ["data.crop_size=64,128", "train.batch_size=2"])
-    record = data_report(config, tmp_path, workers=1, seconds=1.0, repeats=1)
-    assert record["crop_size"] == [64, 128] and record["batch_size"] == 2 and record["workers"] == 1
-    assert record["data_root"] == str(tmp_path) and record["config"] == "lraspp_small"
-
-
-def test_data_report_ratio_is_loader_over_training(monkeypatch):
-    # "4.5x" means the loader delivers 4.5 times the samples the training step consumes
-    import segkit.benchmark as benchmark
-    import segkit.data.cityscapes as cityscapes
-    from segkit.config import load_config
-
-    calls = {}
-    monkeypatch.setattr(cityscapes, "loader_throughput", lambda data, root, **kw: calls.setdefault("loader", kw)
-                        and 45.0)
-    monkeypatch.setattr(benchmark, "training_step_rate", lambda config, repeats: 10.0)
-    config = load_config(ROOT / "configs" / "demo.py")
-    record = benchmark.data_report(config, "somewhere", workers=3, seconds=2.0)
-    assert (record["loader_samples_per_s"], record["train_samples_per_s"], record["loader_to_train_ratio"]) == \
-        (45.0, 10.0, 4.5)
-    assert calls["loader"] == {"batch_size": 4, "workers": 3, "seconds": 2.0}  # the training batch
-
-
 def test_backends_with_trained_checkpoint_and_photo(tmp_path):
-    import cv2
-    import numpy as np
-
-    from segkit.config import Config, ModelConfig
-    from segkit.engine.checkpoint import save_checkpoint
-    from segkit.models import build_model
-
     config = Config(name="tiny", model=ModelConfig(backbone="mobilenet_v3_small"))
     checkpoint = tmp_path / "best.pt"
     save_checkpoint(checkpoint, {"model": build_model(config.model).state_dict(), "config": config.to_dict(),
@@ -91,13 +64,3 @@ def test_backends_with_trained_checkpoint_and_photo(tmp_path):
     assert mismatch.returncode == 2 and "does not fit" in mismatch.stderr
     alone = run_tool("--checkpoint", str(checkpoint))
     assert alone.returncode == 2 and "go with --backend" in alone.stderr
-
-
-def test_all_backends_skip_bf16_without_native_support(monkeypatch):
-    import segkit.predict
-    from segkit.benchmark import BACKENDS, available_backends
-
-    monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: False)
-    assert available_backends() == tuple(name for name in BACKENDS if name != "openvino-bf16")
-    monkeypatch.setattr(segkit.predict, "cpu_has_bf16", lambda: True)
-    assert available_backends() == BACKENDS

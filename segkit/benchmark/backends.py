@@ -1,116 +1,33 @@
-"""Latency and complexity measurements behind ``tools/benchmark.py``; medians of repeated runs, never thresholds."""
+"""Deploy backends end to end (``tools/benchmark.py CONFIG --backend all``): a photo to its full-size label map, per
+backend, interleaved in one run, beside torchvision's LR-ASPP and the compute bound 2 * MAdds / sgemm GFLOP/s."""
 from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from segkit.complexity import RESOLUTIONS, count_madds, count_parameters
-from segkit.config import Config, load_config
-from segkit.data.labels import IGNORE_INDEX
+from segkit.benchmark.table7 import benchmark_config
+from segkit.config import Config
+from segkit.data.labels import to_train_ids
+from segkit.data.synthetic import generate_scene
+from segkit.deploy.backends import (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_has_bf16,
+                                    default_backend)
+from segkit.deploy.labelmap import dense_label_map, label_map, resize_steps
+from segkit.deploy.predictor import Predictor, to_input
+from segkit.inference import grid_size, pad_to_grid
 from segkit.models import build_model
-from segkit.paper import TABLE7, Table7Row
+from segkit.resolutions import RESOLUTIONS
+
+COMPARED = ("torch-eager", "torch", "onnxruntime", "openvino", "openvino-bf16", "torchvision")
 
 
-@torch.inference_mode()
-def measure_latency(model: nn.Module, size: tuple[int, int], repeats: int = 5, warmup: int = 1) -> list[float]:
-    """Seconds per forward pass of a 1x3xHxW image in eval mode, ``repeats`` timings after ``warmup`` runs."""
-    model.eval()
-    images = torch.randn(1, 3, *size)
-    for _ in range(warmup):
-        model(images)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(images)
-        timings.append(time.perf_counter() - start)
-    return timings
-
-
-def benchmark_config(config: Config, resolutions=("full", "half"), repeats: int = 5, latency: bool = True) -> dict:
-    """The DESIGN.md benchmark record of one config: params, MAdds and median latency per resolution."""
-    model = build_model(config.model)
-    record = {
-        "config": config.name,
-        "params": count_parameters(model),
-        "madds": {name: count_madds(model, RESOLUTIONS[name]) for name in resolutions},
-        "latency_ms": {},
-        "backend": "torch",
-        "threads": torch.get_num_threads(),
-    }
-    if latency:
-        for name in resolutions:
-            timings = measure_latency(model, RESOLUTIONS[name], repeats=repeats)
-            record["latency_ms"][name] = round(1000 * statistics.median(timings), 2)
-    return record
-
-
-def table7_configs(config_dir: Path) -> list[tuple[Table7Row, Config]]:
-    """Pair each paper row with ``configs/table7/rowNN_*.py``, checking the config builds that row."""
-    pairs = []
-    for row in TABLE7:
-        matches = sorted(config_dir.glob(f"row{row.n:02d}_*.py"))
-        if len(matches) != 1:
-            raise FileNotFoundError(f"expected one config for Table 7 row {row.n} in {config_dir}, found {len(matches)}")
-        config = load_config(matches[0])
-        model = config.model
-        built = (model.backbone, model.width_mult, model.rf2, model.head, model.head_channels)
-        expected = (row.backbone, row.width_mult, row.rf2, row.head, row.head_channels)
-        if built != expected:
-            raise ValueError(f"{matches[0]} builds {built}, but Table 7 row {row.n} is {expected}")
-        pairs.append((row, config))
-    return pairs
-
-
-def _relative(ours: float, paper: float) -> str:
-    return f"{100 * (ours / paper - 1):+.1f}%"
-
-
-def table7_report(config_dir: Path, repeats: int = 3, latency: bool = True) -> tuple[list[dict], str]:
-    """Measure every Table 7 row; return the records and a text table beside the paper's numbers."""
-    records, lines = [], []
-    header = (f"{'N':>2}  {'model':<34} {'Params':>8} {'paper':>6} {'diff':>6}  {'MAdds(f)':>8} {'paper':>6} "
-              f"{'diff':>6}  {'MAdds(h)':>8}")
-    if latency:
-        header += f"  {'CPU(f)':>8} {'Pixel3':>7} {'ratio':>6}  {'CPU(h)':>8} {'Pixel3':>7} {'ratio':>6}"
-    lines += [header, "-" * len(header)]
-    for row, config in table7_configs(config_dir):
-        record = benchmark_config(config, repeats=repeats, latency=latency)
-        params, full, half = record["params"] / 1e6, record["madds"]["full"] / 1e9, record["madds"]["half"] / 1e9
-        record["paper"] = {"params": row.params, "madds": row.madds, "cpu_full": row.cpu_full, "cpu_half": row.cpu_half}
-        records.append(record)
-        label = f"{row.backbone.replace('mobilenet_', '')} x{row.width_mult:g}{' RF2' if row.rf2 else ''} {row.head} F={row.head_channels}"
-        line = (f"{row.n:>2}  {label:<34} {params:>7.3f}M {row.params:>5.2f}M {_relative(params, row.params):>6}  "
-                f"{full:>7.2f}B {row.madds:>5.2f}B {_relative(full, row.madds):>6}  {half:>7.2f}B")
-        if latency:
-            f_ms, h_ms = record["latency_ms"]["full"], record["latency_ms"]["half"]
-            line += (f"  {f_ms:>6.0f}ms {1000 * row.cpu_full:>5.0f}ms {f_ms / (1000 * row.cpu_full):>6.2f}"
-                     f"  {h_ms:>6.0f}ms {1000 * row.cpu_half:>5.0f}ms {h_ms / (1000 * row.cpu_half):>6.2f}")
-        lines.append(line)
-    notes = ["MAdds: conv/linear multiply-adds (torch.utils.flop_counter FLOPs / 2); the paper also counts some",
-             "BN/activation/resize work, so ours sit a few percent under. Params: all trainable parameters."]
-    if latency:
-        notes.append(f"CPU: median of {repeats} eager PyTorch forward passes, {torch.get_num_threads()} threads on this"
-                     " machine; Pixel3: one large core of a Pixel 3 (the paper). Different hardware: compare ratios"
-                     " between rows, not absolute times.")
-    return records, "\n".join(lines + [""] + notes)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Backend comparison (``tools/benchmark.py CONFIG --backend all``): end to end, photo -> full-size label map.
-
-BACKENDS = ("torch-eager", "torch", "onnxruntime", "openvino", "openvino-bf16", "torchvision")
-
-
-def available_backends(names=BACKENDS) -> tuple[str, ...]:
+def available_backends(names=COMPARED) -> tuple[str, ...]:
     """``names`` less "openvino-bf16" on a CPU without native bfloat16 (``--backend all`` skips it)."""
-    from segkit.predict import cpu_has_bf16
-
     return tuple(name for name in names if name != "openvino-bf16" or cpu_has_bf16())
 
 
@@ -143,13 +60,11 @@ class TorchvisionLRASPP(nn.Module):
         return self.model(images)["out"]
 
 
-def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = None,
+def backend_predictors(config: Config, backends=COMPARED, threads: int | None = None,
                        model: nn.Module | None = None) -> dict:
     """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
-    ``segkit.predict``'s backends; "torchvision" is torchvision's model, eager, through the same code.
+    ``segkit.deploy``'s backends; "torchvision" is torchvision's model, eager, through the same code.
     ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
-    from segkit.predict import OnnxRuntimeBackend, OpenVinoBackend, Predictor, TorchBackend
-
     model = (model if model is not None else build_model(config.model)).eval()
     normalize = config.data.normalize
     factories = {
@@ -165,7 +80,7 @@ def backend_predictors(config: Config, backends=BACKENDS, threads: int | None = 
 
 
 def compare_backends(config: Config, resolutions=("full", "half"), repeats: int = 5,
-                     backends=BACKENDS, model: nn.Module | None = None, photo: np.ndarray | None = None) -> dict:
+                     backends=COMPARED, model: nn.Module | None = None, photo: np.ndarray | None = None) -> dict:
     """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
 
     One run, interleaved: each repeat times every backend once (after one untimed call, which absorbs the
@@ -178,9 +93,6 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     ``model``: trained weights instead of random ones; ``photo``: an RGB image (resized to each resolution)
     instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
     label map's worst case)."""
-    from segkit.inference import pad_to_grid
-    from segkit.predict import default_backend, to_input
-
     record = benchmark_config(config, resolutions=resolutions, latency=False)
     predictors = backend_predictors(config, backends, model=model)
     runners = {}
@@ -191,7 +103,7 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
                 pad_to_grid(to_input(image, p.normalize), p.backend.stride))
     timings = {name: {res: [] for res in resolutions} for name in runners}
     for resolution in resolutions:
-        height, width = RESOLUTIONS[resolution]
+        height, width = RESOLUTIONS[resolution].size
         if photo is None:
             image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
         else:
@@ -275,7 +187,7 @@ def backends_report(record: dict, repeats: int) -> str:
         lines.append("The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):")
     for res in resolutions:
         step = record["label_map_ms"][res]
-        lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.labelmap "
+        lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.deploy.labelmap "
                      f"{step['label_map']:.0f} ms, labels agree {step['agreement_pct']:.3f}%")
     return "\n".join(lines)
 
@@ -286,20 +198,13 @@ def _bf16_ratios(record: dict) -> list[str]:
 
 
 def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
-    """Median ms of the label-map step alone (1/8 logits -> labels), dense vs ``segkit.labelmap``, on
+    """Median ms of the label-map step alone (1/8 logits -> labels), dense vs ``segkit.deploy.labelmap``, on
     logits shaped like a trained model's: a synthetic street scene's ground truth at 1/8, one-hot times 4 plus
     unit noise. The end-to-end runs above use random weights, whose label maps are noise (dense fallback)."""
-    import torch.nn.functional as F
-
-    from segkit.data.labels import to_train_ids
-    from segkit.data.synthetic import generate_scene
-    from segkit.inference import grid_size
-    from segkit.labelmap import dense_label_map, label_map, resize_steps
-
     result = {}
     for name in ("full", "half"):
-        _, label_ids = generate_scene(*RESOLUTIONS[name], np.random.default_rng(0))
-        network = RESOLUTIONS[name]
+        _, label_ids = generate_scene(*RESOLUTIONS[name].size, np.random.default_rng(0))
+        network = RESOLUTIONS[name].size
         padded = grid_size(network, 16)  # the network input on the pixel grid of output stride 16
         low = ((padded[0] - 1) // 8 + 1, (padded[1] - 1) // 8 + 1)
         train_ids = torch.from_numpy(to_train_ids(label_ids)).long()
@@ -319,44 +224,3 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
         result[name] = {key: round(statistics.median(t[1:]), 1) for key, t in timings.items()}
         result[name]["agreement_pct"] = round(100 * (dense == fast).double().mean().item(), 4)
     return result
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Data loading against training (``tools/benchmark.py CONFIG --data DIR``): is the loader the bottleneck?
-
-def training_step_rate(config: Config, repeats: int = 5) -> float:
-    """Samples per second of full training steps (forward, loss, backward, optimizer step) at the config's crop
-    and per-device batch, on random tensors in this process: what the model consumes. The optimizer and memory
-    format are the trainer's, so this is the rate ``tools/train.py`` runs at on this CPU."""
-    from segkit.engine.trainer import build_optimizer
-
-    memory_format = torch.channels_last if config.train.channels_last else torch.contiguous_format
-    model = build_model(config.model).train().to(memory_format=memory_format)
-    optimizer = build_optimizer(model, config.train)
-    batch = config.train.batch_size
-    images = torch.randn(batch, 3, *config.data.crop_size).contiguous(memory_format=memory_format)
-    labels = torch.randint(0, config.model.num_classes, (batch, *config.data.crop_size))
-    timings = []
-    for step in range(repeats + 1):  # the first step allocates: not timed
-        start = time.perf_counter()
-        loss = nn.functional.cross_entropy(model(images), labels, ignore_index=IGNORE_INDEX)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if step:
-            timings.append(time.perf_counter() - start)
-    return batch / statistics.median(timings)
-
-
-def data_report(config: Config, data_root, workers: int = 2, seconds: float = 10.0, repeats: int = 5) -> dict:
-    """Loader samples/s (training pipeline at the training crop, ``workers`` processes) beside the model's
-    training samples/s, measured one after the other on this machine."""
-    from segkit.data.cityscapes import loader_throughput, resolve_data_root
-
-    root = resolve_data_root(data_root, config.data.root)
-    loader = loader_throughput(config.data, root, batch_size=config.train.batch_size, workers=workers,
-                               seconds=seconds)
-    train = training_step_rate(config, repeats=repeats)
-    return {"config": config.name, "data_root": str(root), "crop_size": list(config.data.crop_size),
-            "batch_size": config.train.batch_size, "workers": workers, "loader_samples_per_s": round(loader, 2),
-            "train_samples_per_s": round(train, 2), "loader_to_train_ratio": round(loader / train, 2)}

@@ -1,0 +1,69 @@
+"""segkit.deploy.backends: each backend against the eager model, auto's choice and fallbacks, OpenVINO's photo graph
+(float32 and bfloat16), odd sizes, bounded per-size caches."""
+import pytest
+import torch
+
+import segkit.deploy.backends as backends
+from segkit.deploy.backends import CACHED_SIZES, HeadLogits, cpu_has_bf16, make_backend
+from segkit.deploy.predictor import Predictor
+from segkit.errors import UserError
+
+
+def test_auto_backend_works_here_and_falls_back_when_runtimes_are_missing(small_checkpoint, photos, monkeypatch):
+    import sys
+
+    path, model, config = small_checkpoint
+    image = photos.random(96, 160, seed=4)
+    expected = photos.eager(model, image, config.data.normalize, "full")
+    predictor = Predictor.from_checkpoint(path)  # auto: whatever this machine's fastest path is
+    clear = photos.clear(model, image, config.data.normalize, "full")  # bfloat16 may flip near-ties
+    assert (predictor.predict(image) == expected)[clear].mean() >= 0.999
+    # without native bfloat16, then without OpenVINO and ONNX Runtime, auto still gives a working predictor
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    assert (Predictor.from_checkpoint(path).predict(image) == expected).mean() >= 0.999
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when not installed
+    fallback = Predictor.from_checkpoint(path)
+    assert fallback.backend_name == "torch" and (fallback.predict(image) == expected).mean() >= 0.999
+
+
+def test_openvino_float32_network_equals_pytorch(small_checkpoint, photos):
+    _, model, _ = small_checkpoint
+    images = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        expected = HeadLogits(model.eval())(images)
+    got = make_backend(model, "openvino").network(images)
+    assert expected.abs().max() > 0.1
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("resolution", ["full", "half"])
+def test_openvino_default_path_labels_flip_only_at_near_ties(small_checkpoint, photos, resolution):
+    # The default CPU backend where bfloat16 is native; elsewhere the same photo-graph path in float32.
+    # bfloat16 keeps 8 bits of mantissa: logits move by about 1 %, so labels may flip where the two best classes
+    # are that close (a random-weight model has many such pixels) and nowhere else.
+    backend = "openvino-bf16" if cpu_has_bf16() else "openvino"
+    path, model, config = small_checkpoint
+    image = photos.random(96, 160, seed=2)
+    expected = photos.eager(model, image, config.data.normalize, resolution)
+    clear = photos.clear(model, image, config.data.normalize, resolution)
+    predictor = Predictor.from_checkpoint(path, backend=backend)
+    labels = predictor.predict(image, resolution)
+    assert labels.shape == expected.shape and clear.mean() > 0.2
+    assert (labels == expected)[clear].mean() >= 0.999
+    assert predictor.last_timing.preprocess_ms == 0  # the photo went into the graph as uint8
+
+
+def test_openvino_bf16_needs_native_bf16(small_checkpoint, photos, monkeypatch):
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    with pytest.raises(UserError, match="no native bfloat16"):
+        make_backend(small_checkpoint[1], "openvino-bf16")
+
+
+def test_compiled_graphs_per_size_are_bounded(small_checkpoint, photos):
+    predictor = Predictor.from_checkpoint(small_checkpoint[0], backend="onnxruntime")
+    heights = range(40, 40 + 16 * (CACHED_SIZES + 2), 16)  # padded to 49, 65, ...: a new network size each
+    for height in heights:
+        predictor.predict(photos.random(height, 48))
+    assert len(predictor.backend.sessions) == CACHED_SIZES
+    assert (heights[-1] + 9, 49) in predictor.backend.sessions  # the most recent kept, the oldest dropped
+    assert (49, 49) not in predictor.backend.sessions
