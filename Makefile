@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
 DEMO_IMAGE := $(DEMO_DATA)/leftImg8bit/val/synthmund/synthmund_000000_000019_leftImg8bit.png
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
 
 # Synthetic Cityscapes-format city -> train the row-8 model (configs/demo.py) -> evaluate at full and half
 # resolution -> infer one image. Everything lands in runs/demo/.

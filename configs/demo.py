@@ -11,7 +11,8 @@ from segkit.config import read_config
 # sqrt(median frequency / frequency) over the training labels of the demo's data set
 # (`tools/make_synthetic.py --out data/synthetic --train 60 --val 10 --height 512 --width 1024`, seed 0),
 # the median over the 19 classes, all present; clipped to [0.5, 4].
-CLASS_WEIGHTS = (0.5, 0.64, 0.5, 1.45, 1.54, 1.0, 3.16, 2.04, 0.5, 1.81, 0.5, 1.82, 1.99, 0.53, 0.6, 0.64, 1.0, 1.95, 2.26)
+CLASS_WEIGHTS = (0.5, 0.64, 0.5, 1.45, 1.54, 1.0, 3.16, 2.04, 0.5, 1.81, 0.5, 1.82, 1.99, 0.53, 0.6, 0.64, 1.0, 1.95,
+                 2.26)
 
 config = read_config(Path(__file__).parent / "table7" / "row08_v3_rf2_lraspp128.py")
 config.name = "demo"

@@ -2,7 +2,7 @@
 
 MAdds are ``torch.utils.flop_counter`` FLOPs / 2: the multiply-adds of convolutions and matrix products.
 BatchNorm, activations, pooling and resizes are not counted (the paper's figures include some of them, which is
-why ours sit a few percent under; ../shared/PAPER.md).
+why ours sit a few percent under; docs/paper.md#parameter-and-madds-counting).
 """
 from __future__ import annotations
 

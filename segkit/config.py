@@ -261,7 +261,8 @@ class Config:
             kwargs = {}
             for sf in dataclasses.fields(section_cls):
                 if sf.name in values:
-                    kwargs[sf.name] = _coerce(values[sf.name], _field_types(section_cls)[sf.name], f"{f.name}.{sf.name}")
+                    kind = _field_types(section_cls)[sf.name]
+                    kwargs[sf.name] = _coerce(values[sf.name], kind, f"{f.name}.{sf.name}")
             sections[f.name] = section_cls(**kwargs)
         return cls(name=data.get("name", "segkit"), **sections).resolved()
 

@@ -2,7 +2,7 @@
 
 One place for what evaluation, inference and benchmarks share, so that they measure the same thing.
 
-The pixel grid (deeplab's eval geometry, ../shared/TF_REFERENCE.md §9): the authors' resizes are all
+The pixel grid (deeplab's eval geometry, docs/paper.md#pixel-grid-eval-geometry): the authors' resizes are all
 align_corners=True, which puts cell i of a stride-s map on input pixel s*i -- exact only when the input has
 k*s + 1 pixels. So a prediction pads the image bottom/right to the next size of the form k * output_stride + 1
 (``grid_size``: 1024x2048 -> 1025x2049, 512x1024 -> 513x1025, 375x500 -> 385x513 at OS16) with 0 after

@@ -2,7 +2,7 @@
 
 Scores come from ONE matrix accumulated over the whole split, never from per-image averages, and classes absent
 from both ground truth and prediction are NaN and left out of the mean -- exactly what cityscapesscripts'
-``evalPixelLevelSemanticLabeling`` reports (smp's ``iou_score`` counts such classes as 1; see PAPER.md).
+``evalPixelLevelSemanticLabeling`` reports (smp's ``iou_score`` counts such classes as 1; docs/paper.md#known-traps).
 
 Why our trainId matrix equals the official labelId one: the official IoU of a class ignores every pixel whose
 ground truth is an ``ignoreInEval`` label (its row is skipped), and those are exactly the labels with trainId
@@ -80,24 +80,10 @@ class ConfusionMatrix:
         prediction = torch.where((prediction >= 0) & (prediction < n), prediction, n)
         self.mat += torch.bincount(target * (n + 1) + prediction, minlength=n * (n + 1)).reshape(n, n + 1)
 
-    def reset(self) -> None:
-        self.mat.zero_()
-
     def reduce_from_all_processes(self) -> None:
         """Sum the matrices of all DDP ranks (in place); a no-op without torch.distributed."""
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.all_reduce(self.mat)
-
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
-        """Add another matrix into this one (e.g. from another worker) and return self."""
-        if other.mat.shape != self.mat.shape or other.ignore_index != self.ignore_index:
-            raise ValueError("cannot merge confusion matrices of different classes or ignore_index")
-        self.mat += other.mat.to(self.mat.device)
-        return self
-
-    def __add__(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
-        total = ConfusionMatrix(self.num_classes, self.ignore_index, self.mat.device, self.categories)
-        return total.merge(self).merge(other)
 
     def compute(self) -> Scores:
         mat = self.mat.to("cpu", torch.float64)  # counts stay exact in float64 below 2**53 pixels

@@ -14,7 +14,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from segkit.models import tf_checkpoint  # noqa: E402
+from segkit.config import Config, ModelConfig  # noqa: E402
+from segkit.data.transforms import image_to_tensor  # noqa: E402
+from segkit.engine.checkpoint import save_checkpoint  # noqa: E402
+from segkit.inference import predict_scores, to_labels  # noqa: E402
+from segkit.models import build_model, tf_checkpoint  # noqa: E402
 from segkit.models.tf_weights import tf_names  # noqa: E402
 
 # Two cores: keep each test process from oversubscribing them.
@@ -247,10 +251,6 @@ def tool():
 @pytest.fixture(scope="session")
 def small_checkpoint(tmp_path_factory):
     """(path, model, config): MobileNetV3-Small LR-ASPP with realistic BatchNorm, saved as a segkit checkpoint."""
-    from segkit.config import Config, ModelConfig
-    from segkit.engine.checkpoint import save_checkpoint
-    from segkit.models import build_model
-
     torch.manual_seed(0)
     config = Config(model=ModelConfig(backbone="mobilenet_v3_small"))
     model = realistic(build_model(config.model))
@@ -265,18 +265,12 @@ def random_photo(height, width, seed=0):
 
 def eager_labels(model, image, normalize, resolution):
     """The reference: the model as trained, through segkit.inference."""
-    from segkit.data.transforms import image_to_tensor
-    from segkit.inference import predict_scores, to_labels
-
     return to_labels(predict_scores(model.eval(), image_to_tensor(image, normalize)[None], resolution))[0].numpy()
 
 
 def clear_pixels(model, image, normalize, resolution, margin=0.01):
     """Pixels whose two best classes are more than ``margin`` of the logit range apart: where bfloat16's ~1 %
     error cannot flip the label."""
-    from segkit.data.transforms import image_to_tensor
-    from segkit.inference import predict_scores
-
     with torch.inference_mode():
         scores = predict_scores(model.eval(), image_to_tensor(image, normalize)[None], resolution)[0]
     top2 = scores.topk(2, dim=0).values

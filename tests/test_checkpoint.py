@@ -40,7 +40,8 @@ def test_round_trip_with_weights_only(tmp_path):
     for key, value in state["model"].items():
         assert torch.equal(loaded["model"][key], value)
     assert loaded["scheduler"]["last_epoch"] == 3
-    assert torch.equal(loaded["optimizer"]["state"][0]["momentum_buffer"], state["optimizer"]["state"][0]["momentum_buffer"])
+    momentum = loaded["optimizer"]["state"][0]["momentum_buffer"]
+    assert torch.equal(momentum, state["optimizer"]["state"][0]["momentum_buffer"])
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]
 
 

@@ -130,7 +130,8 @@ def test_moved_keys_keep_their_old_spelling():
     for old, new in ALIASES.items():
         section, name = new.split(".")
         value = {"optimizer.name": "adamw", "loss.name": "ohem", "loss.class_weights": ",".join(["1"] * 19),
-                 "eval.resolutions": "full", "schedule.warmup_iterations": "5", "loss.ohem_min_kept": "7"}.get(new, "0.5")
+                 "eval.resolutions": "full", "schedule.warmup_iterations": "5",
+                 "loss.ohem_min_kept": "7"}.get(new, "0.5")
         apply_override(config, f"{old}={value}")
         assert getattr(getattr(config, section), name) != getattr(getattr(Config(), section), name), old
     # a checkpoint's config written before the recipe sections

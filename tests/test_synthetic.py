@@ -106,7 +106,8 @@ def test_tram_scene_deterministic():
 def test_cli(tmp_path):
     out = tmp_path / "syn"
     run = subprocess.run([sys.executable, str(REPO / "tools" / "make_synthetic.py"), "--out", str(out),
-                          "--train", "2", "--val", "1", "--height", "40", "--width", "80"], capture_output=True, text=True)
+                          "--train", "2", "--val", "1", "--height", "40", "--width", "80"],
+                         capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert len(list(out.glob("leftImg8bit/*/*/*.png"))) == 3
     bad = subprocess.run([sys.executable, str(REPO / "tools" / "make_synthetic.py"), "--out", str(out),

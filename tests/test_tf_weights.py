@@ -9,7 +9,6 @@ import torch.nn.functional as F
 
 from segkit.config import ModelConfig, load_config
 from segkit.errors import UserError
-from segkit.inference import pad_to_grid
 from segkit.models import build_model
 from segkit.models.pretrained import load_pretrained
 from segkit.models.tf_checkpoint import read_tf_checkpoint
@@ -206,7 +205,7 @@ def test_pretrained_segkit_checkpoint_for_fine_tuning(tmp_path):
 
 
 def test_same_padding_matches_tf_on_even_sizes():
-    # TF SAME on a stride-2 layer pads (0, 1) on even sizes and (1, 1) on odd ones (TF_REFERENCE.md §2)
+    # TF SAME on a stride-2 layer pads (0, 1) on even sizes and (1, 1) on odd ones (docs/paper.md#tf-padding)
     from segkit.models.blocks import same_padding
 
     assert same_padding(1024, 3, 2, 1) == (0, 1) and same_padding(1025, 3, 2, 1) == (1, 1)
@@ -218,13 +217,3 @@ def test_same_padding_matches_tf_on_even_sizes():
     torch.testing.assert_close(stem(x), expected)
     odd = torch.randn(1, 3, 65, 97)
     torch.testing.assert_close(stem(odd), F.conv2d(odd, stem.weight, None, 2, 1))
-
-
-def test_logits_run_on_the_input_as_given():
-    model = build_model(ModelConfig()).eval()
-    x = torch.randn(1, 3, 129, 257)
-    with torch.inference_mode():
-        assert model.logits(x).shape[-2:] == (17, 33)  # 1/8: no padding inside the model
-        assert model.logits(pad_to_grid(x[..., :128, :256], 16)).shape[-2:] == (17, 33)
-        torch.testing.assert_close(model(x), F.interpolate(model.logits(x), size=(129, 257), mode="bilinear",
-                                                           align_corners=True))

@@ -24,7 +24,8 @@ Every step runs even when an earlier one failed (eval and predict fall back to u
 gave no checkpoint); a failed step shows FAILED and its one-line reason. --budget-s stops starting steps (they
 show "skipped (budget)") and cuts a running one when the time is spent. Exit status: 0 when no step failed, 1
 otherwise, 2 for a usage error. (_train, _data, _predict and _untrained as first argument are the steps' own
-child processes.)
+child processes.) The parent process never imports torch or segkit (its children own the GPU and may fail
+alone): the children's functions import them inside, on purpose.
 """
 from __future__ import annotations
 

@@ -21,7 +21,8 @@ from segkit.engine.trainer import train
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", help="config file, e.g. configs/lraspp_large.py")
-    parser.add_argument("--data-root", help="Cityscapes root (default: data.root of the config, else $CITYSCAPES_DATASET)")
+    parser.add_argument("--data-root",
+                        help="Cityscapes root (default: data.root of the config, else $CITYSCAPES_DATASET)")
     parser.add_argument("--work-dir", help="output folder (default: runs/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. train.iterations=1000 (repeatable)")

@@ -1,5 +1,6 @@
 """Table 7 row 1: MobileNetV2, R-ASPP, F=256.
-Paper: 72.84 mIoU, 2.11M params, 21.29B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.84 mIoU, 2.11M params, 21.29B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

@@ -1,5 +1,6 @@
 """Table 7 row 2: MobileNetV2 + RF2, R-ASPP, F=256.
-Paper: 72.56 mIoU, 1.15M params, 13.68B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.56 mIoU, 1.15M params, 13.68B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

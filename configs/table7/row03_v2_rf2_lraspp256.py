@@ -1,5 +1,6 @@
 """Table 7 row 3: MobileNetV2 + RF2, LR-ASPP, F=256.
-Paper: 72.97 mIoU, 1.02M params, 12.83B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.97 mIoU, 1.02M params, 12.83B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

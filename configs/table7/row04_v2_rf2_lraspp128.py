@@ -1,5 +1,6 @@
 """Table 7 row 4: MobileNetV2 + RF2, LR-ASPP, F=128.
-Paper: 72.74 mIoU, 0.98M params, 12.57B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.74 mIoU, 0.98M params, 12.57B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

@@ -1,5 +1,6 @@
 """Table 7 row 6: MobileNetV3-Large + RF2, R-ASPP, F=256.
-Paper: 71.91 mIoU, 1.76M params, 11.24B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 71.91 mIoU, 1.76M params, 11.24B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

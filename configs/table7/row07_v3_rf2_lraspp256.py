@@ -1,5 +1,6 @@
 """Table 7 row 7: MobileNetV3-Large + RF2, LR-ASPP, F=256.
-Paper: 72.37 mIoU, 1.63M params, 10.33B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.37 mIoU, 1.63M params, 10.33B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

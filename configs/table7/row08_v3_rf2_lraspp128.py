@@ -1,5 +1,6 @@
 """Table 7 row 8: MobileNetV3-Large + RF2, LR-ASPP, F=128 (the paper's Large model).
-Paper: 72.36 mIoU, 1.51M params, 9.74B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 72.36 mIoU, 1.51M params, 9.74B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

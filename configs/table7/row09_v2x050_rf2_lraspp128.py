@@ -1,5 +1,6 @@
 """Table 7 row 9: MobileNetV2 0.5 + RF2, LR-ASPP, F=128.
-Paper: 68.57 mIoU, 0.28M params, 4.00B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 68.57 mIoU, 0.28M params, 4.00B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

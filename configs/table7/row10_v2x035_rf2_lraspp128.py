@@ -1,5 +1,6 @@
 """Table 7 row 10: MobileNetV2 0.35 + RF2, LR-ASPP, F=128.
-Paper: 66.83 mIoU, 0.16M params, 2.54B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 66.83 mIoU, 0.16M params, 2.54B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

@@ -1,5 +1,6 @@
 """Table 7 row 11: MobileNetV3-Small + RF2, LR-ASPP, F=128 (the paper's Small model).
-Paper: 68.38 mIoU, 0.47M params, 2.90B MAdds (Cityscapes val, 1024x2048). Training recipe: the defaults of segkit.config."""
+Paper: 68.38 mIoU, 0.47M params, 2.90B MAdds (Cityscapes val, 1024x2048).
+Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
 from segkit.config import Config, ModelConfig
 
 config = Config(

@@ -184,7 +184,8 @@ def backends_report(record: dict, repeats: int) -> str:
         lines += ["Noise label maps take label_map's dense fallback (pass --checkpoint and --image for real use).",
                   "The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):"]
     else:
-        lines.append("The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):")
+        lines.append("The label-map step alone on logits shaped like a trained model's "
+                     "(synthetic scene, 1/8 -> labels):")
     for res in resolutions:
         step = record["label_map_ms"][res]
         lines.append(f"  {label[res]}: dense upsample + max {step['dense']:.0f} ms, segkit.deploy.labelmap "

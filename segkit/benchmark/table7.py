@@ -55,7 +55,8 @@ def table7_configs(config_dir: Path) -> list[tuple[Table7Row, Config]]:
     for row in TABLE7:
         matches = sorted(config_dir.glob(f"row{row.n:02d}_*.py"))
         if len(matches) != 1:
-            raise FileNotFoundError(f"expected one config for Table 7 row {row.n} in {config_dir}, found {len(matches)}")
+            raise FileNotFoundError(f"expected one config for Table 7 row {row.n} in {config_dir}, "
+                                    f"found {len(matches)}")
         config = load_config(matches[0])
         model = config.model
         built = (model.backbone, model.width_mult, model.rf2, model.head, model.head_channels)
@@ -83,7 +84,8 @@ def table7_report(config_dir: Path, repeats: int = 3, latency: bool = True) -> t
         params, full, half = record["params"] / 1e6, record["madds"]["full"] / 1e9, record["madds"]["half"] / 1e9
         record["paper"] = {"params": row.params, "madds": row.madds, "cpu_full": row.cpu_full, "cpu_half": row.cpu_half}
         records.append(record)
-        label = f"{row.backbone.replace('mobilenet_', '')} x{row.width_mult:g}{' RF2' if row.rf2 else ''} {row.head} F={row.head_channels}"
+        label = (f"{row.backbone.replace('mobilenet_', '')} x{row.width_mult:g}{' RF2' if row.rf2 else ''} "
+                 f"{row.head} F={row.head_channels}")
         line = (f"{row.n:>2}  {label:<34} {params:>7.3f}M {row.params:>5.2f}M {_relative(params, row.params):>6}  "
                 f"{full:>7.2f}B {row.madds:>5.2f}B {_relative(full, row.madds):>6}  {half:>7.2f}B")
         if latency:

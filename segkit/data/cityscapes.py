@@ -135,7 +135,8 @@ def find_samples(root: Path, split: str, with_labels: bool) -> list[Sample]:
     image_paths = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not image_paths:
         raise UserError(f"no images {image_dir}/CITY/*{IMAGE_SUFFIX} found for split {split!r}; check that {root} "
-                        f"has the official Cityscapes layout (leftImg8bit/{split}/CITY/...), e.g. from `{MAKE_DATA_HINT}`.")
+                        f"has the official Cityscapes layout (leftImg8bit/{split}/CITY/...), e.g. from "
+                        f"`{MAKE_DATA_HINT}`.")
     samples = []
     for image_path in image_paths:
         city = image_path.parent.name

@@ -44,11 +44,14 @@ def _id(name: str) -> int:
     return name2label[name].id
 
 
-ROAD, SIDEWALK, BUILDING, WALL, FENCE, POLE = (_id(n) for n in ("road", "sidewalk", "building", "wall", "fence", "pole"))
-LIGHT, SIGN, VEGETATION, TERRAIN, SKY = (_id(n) for n in ("traffic light", "traffic sign", "vegetation", "terrain", "sky"))
+ROAD, SIDEWALK, BUILDING = (_id(n) for n in ("road", "sidewalk", "building"))
+WALL, FENCE, POLE = (_id(n) for n in ("wall", "fence", "pole"))
+LIGHT, SIGN = (_id(n) for n in ("traffic light", "traffic sign"))
+VEGETATION, TERRAIN, SKY = (_id(n) for n in ("vegetation", "terrain", "sky"))
 PERSON, RIDER, CAR, TRUCK, BUS = (_id(n) for n in ("person", "rider", "car", "truck", "bus"))
 MOTORCYCLE, BICYCLE = _id("motorcycle"), _id("bicycle")
-EGO, OUT_OF_ROI, STATIC, PARKING, GROUND = (_id(n) for n in ("ego vehicle", "out of roi", "static", "parking", "ground"))
+EGO, OUT_OF_ROI = _id("ego vehicle"), _id("out of roi")
+STATIC, PARKING, GROUND = (_id(n) for n in ("static", "parking", "ground"))
 TRAIN, RAIL = _id("train"), _id("rail track")
 TRAM_LINE = 0.35  # share of streets with a tram line
 GAUGE = 1.435  # metres between the rails (standard gauge)
@@ -377,7 +380,8 @@ def _sign(c: Canvas, x: float, z: float) -> None:
         c.fill(tri, (220, 30, 30), SIGN)
         c.fill((tri - (cx, cy)) * 0.65 + (cx, cy + s * 0.08), (245, 240, 230), SIGN)
     else:  # information: blue or yellow rectangle
-        c.box(cx - s * 0.6, cy - s * 0.4, cx + s * 0.6, cy + s * 0.4, _pick(rng, [(30, 90, 190), (240, 200, 30)], 8), SIGN)
+        colour = _pick(rng, [(30, 90, 190), (240, 200, 30)], 8)
+        c.box(cx - s * 0.6, cy - s * 0.4, cx + s * 0.6, cy + s * 0.4, colour, SIGN)
         c.box(cx - s * 0.45, cy - s * 0.1, cx + s * 0.45, cy + s * 0.05, (245, 245, 240), SIGN)
 
 
@@ -433,7 +437,8 @@ def _vehicle(c: Canvas, x: float, z: float, kind: str) -> None:
     lights = (230, 30, 30) if rng.random() < 0.7 else (250, 250, 220)
     for lx in (xs[0] + 0.05, xs[1] - 0.3):
         c.fill3d([(lx, 0.8, z), (lx + 0.25, 0.8, z), (lx + 0.25, 1.0, z), (lx, 1.0, z)], lights, label)
-    c.fill3d([(x - 0.26, 0.45, z), (x + 0.26, 0.45, z), (x + 0.26, 0.57, z), (x - 0.26, 0.57, z)], (235, 235, 230), label)
+    plate = [(x - 0.26, 0.45, z), (x + 0.26, 0.45, z), (x + 0.26, 0.57, z), (x - 0.26, 0.57, z)]
+    c.fill3d(plate, (235, 235, 230), label)
 
 
 def _person(c: Canvas, x: float, z: float, label: int = PERSON, seated: float = 0.0) -> None:
@@ -842,7 +847,8 @@ def make_synthetic(out: str | os.PathLike, train: int = 40, val: int = 10, heigh
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder; choose another --out.")
-    return {split: write_split(out, split, count, height, width, seed) for split, count in (("train", train), ("val", val))}
+    return {split: write_split(out, split, count, height, width, seed)
+            for split, count in (("train", train), ("val", val))}
 
 
 def _write_png(path: Path, array: np.ndarray) -> None:

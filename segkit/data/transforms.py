@@ -2,7 +2,7 @@
 
 Pipelines work on uint8 RGB (H, W, 3) images and uint8 trainId (H, W) masks; normalisation happens after them
 (``image_to_tensor``), so padding can use the normalisation mean and become exactly 0 in the network's input.
-Albumentations 2.x traps (../shared/PAPER.md): the pad values are ``fill``/``fill_mask`` (the 1.x names are
+Albumentations 2.x traps (docs/paper.md#known-traps): the pad values are ``fill``/``fill_mask`` (the 1.x names are
 ignored, which pads masks with 0 = road), and ``RandomScale`` adds 1 to its limits and defaults to p=0.5.
 """
 from __future__ import annotations
@@ -46,12 +46,6 @@ def normalize(image: np.ndarray, mode: str) -> np.ndarray:
     return image.astype(np.float32) * scale - offset
 
 
-def denormalize(image: np.ndarray, mode: str) -> np.ndarray:
-    """Inverse of ``normalize``: float (H, W, 3) -> uint8 RGB, for looking at what the network saw."""
-    mean, std = mean_std(mode)
-    return np.clip(np.asarray(image, dtype=np.float32) * np.float32(std) + np.float32(mean) + 0.5, 0, 255).astype(np.uint8)
-
-
 def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
     """uint8 RGB (H, W, 3) -> normalised float32 tensor (3, H, W): ``normalize`` computed in torch, in place on
     one buffer (the same float32 operations, so the same values, in half the time of numpy's). The tensor keeps
@@ -71,12 +65,8 @@ def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = 
     ``seed`` makes the sequence reproducible; DataLoader workers are re-seeded by
     ``segkit.data.cityscapes.worker_init_fn``.
     """
-    crop_h, crop_w = (int(v) for v in config.crop_size)
+    crop_h, crop_w = (int(v) for v in config.crop_size)  # checked by DataConfig
     low, high = (float(v) for v in config.scale_range)
-    if not 0 < low <= high:
-        raise UserError(f"data.scale_range={config.scale_range} must be two positive factors, low <= high, e.g. 0.5,2.0.")
-    if crop_h <= 0 or crop_w <= 0:
-        raise UserError(f"data.crop_size={config.crop_size} must be two positive integers (height, width).")
     fill = tuple(mean_std(config.normalize)[0])  # pads become 0 after normalisation
     steps = [
         # RandomScale samples from (1 + low, 1 + high): subtract 1 so the factors are really scale_range.

@@ -151,7 +151,7 @@ class OnnxRuntimeBackend:
 class OpenVinoBackend:
     """OpenVINO's CPU plugin on the same per-size ONNX graph. ``precision="bf16"`` runs convolutions in bfloat16
     with float32 accumulation on CPUs that have it natively (AVX512-BF16 or AMX; OpenVINO's own default there):
-    about twice as fast as float32, at the cost of ~0.2 % of label pixels flipping at class borders (measured by
+    faster than float32, at the cost of a few label pixels flipping at class borders (BENCHMARKS.md; measured by
     ``tools/eval.py --backend openvino-bf16``)."""
 
     def __init__(self, model: nn.Module, threads: int | None = None, precision: str = "f32"):

@@ -84,7 +84,7 @@ def ort_session(model_bytes_or_path, threads: int | None = None):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     # No busy-waiting after a run: spinning workers took the cores from the torch label-map step that follows
-    # (measured: 115 -> 74 ms end to end at 512x1024, the network itself unchanged).
+    # (BENCHMARKS.md).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = str(model_bytes_or_path) if isinstance(model_bytes_or_path, (str, os.PathLike)) else model_bytes_or_path
     return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])

@@ -119,7 +119,8 @@ def _check_resolutions(resolutions) -> tuple[str, ...]:
     resolutions = tuple(dict.fromkeys(resolutions))
     unknown = [r for r in resolutions if r not in RESOLUTIONS]
     if unknown or not resolutions:
-        raise UserError(f"resolution {', '.join(unknown) or '(none)'} is unknown; choose from {', '.join(RESOLUTIONS)}.")
+        raise UserError(f"resolution {', '.join(unknown) or '(none)'} is unknown; choose from "
+                        f"{', '.join(RESOLUTIONS)}.")
     return resolutions
 
 
@@ -232,10 +233,11 @@ def official_evaluation(prediction_dir, data_root, split: str, export_file) -> d
     """Run cityscapesscripts' ``evalPixelLevelSemanticLabeling`` on the labelIds PNGs under ``prediction_dir``.
 
     Returns its result dict (``averageScoreClasses`` and ``classScores`` as fractions). Works around three traps
-    of cityscapesscripts 2.3.0 (PAPER.md): ``np.in1d`` is gone in numpy >= 2.4 (only instance scores and pixel
-    accuracy call it: both off), errors ``sys.exit`` (caught: UserError), and the export file defaults into the
-    dataset (set to ``export_file``).
+    of cityscapesscripts 2.3.0 (docs/paper.md#known-traps): ``np.in1d`` is gone in numpy >= 2.4 (only instance
+    scores and pixel accuracy call it: both off), errors ``sys.exit`` (caught: UserError), and the export file
+    defaults into the dataset (set to ``export_file``).
     """
+    # Imported when asked for: the official evaluator loads its own modules and globals on import.
     from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
 
     args = copy.copy(official.args)  # the module's global defaults; never modify them

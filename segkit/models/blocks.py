@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
 # The authors' gate constant (slim mobilenet_v3 `relu6(x + 3) * 0.16667`, deeplab's q_sigmoid): a literal, not 1/6,
-# so a gate saturates at 1.00002. /6 moves the logits of their checkpoints by ~1e-3 (../shared/TF_REFERENCE.md §6-7).
+# so a gate saturates at 1.00002. /6 moves the logits of their checkpoints by ~1e-3 (docs/paper.md#mutations).
 TF_GATE_SCALE = 0.16667
 
 
@@ -41,7 +41,7 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int) -> tuple[in
 class SameConv2d(nn.Conv2d):
     """A strided convolution padded as TF's ``SAME``. On odd sizes (every size on segkit's pixel grid) that is
     PyTorch's symmetric padding; on even sizes TF pads one pixel less on top/left, and symmetric padding would
-    shift every feature by a pixel (67 % of labels change at 1024x2048, TF_REFERENCE.md §2)."""
+    shift every feature by a pixel (docs/paper.md#tf-padding)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         (top, bottom), (left, right) = (

@@ -2,7 +2,8 @@
 
 Both take the backbone's ``{"low", "high"}`` features and return logits at the low-level feature's resolution
 (1/8) when the skip is on, else at the high features' resolution; the segmentor upsamples to the input.
-Definitions follow the authors' TF code and flags (../shared/PAPER.md), not the paper's figure alone.
+Definitions follow the authors' TF code and flags (docs/paper.md#lr-aspp, #r-aspp), not the paper's figure
+alone.
 """
 from __future__ import annotations
 

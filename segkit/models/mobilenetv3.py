@@ -2,7 +2,7 @@
 
 As the authors' TF ``mobilenet_v3_large_seg`` / ``_small_seg``: the network ends at the last 1x1 conv (960 / 576
 channels, no pooling and no 1280 / 1024 layer), runs at output stride 32, 16 or 8 by the slim atrous rule, and
-with ``rf2=True`` halves the filters of the last block ("RF2", ../shared/PAPER.md). The low-level feature is the
+with ``rf2=True`` halves the filters of the last block ("RF2", docs/paper.md#rf2). The low-level feature is the
 depthwise output of the last stride-8 block (TF ``layer_7`` Large, ``layer_4`` Small).
 """
 from __future__ import annotations
@@ -112,11 +112,3 @@ def mobilenet_v3(
     layers.append(conv_norm_act(in_channels, width(last, len(rows) + 1), 1, norm_layer=norm_layer,
                                 activation=stem_activation))
     return Backbone(layers, low_index=low_index, output_stride=output_stride, tf_scope="MobilenetV3")
-
-
-def mobilenet_v3_large(**kwargs) -> Backbone:
-    return mobilenet_v3("large", **kwargs)
-
-
-def mobilenet_v3_small(**kwargs) -> Backbone:
-    return mobilenet_v3("small", **kwargs)

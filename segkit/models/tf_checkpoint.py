@@ -13,7 +13,7 @@ A checkpoint ``PREFIX`` is two kinds of files:
 That is little enough to read by hand (protobuf wire format included), so importing pretrained DeepLab / slim weights
 does not drag in TensorFlow, a multi-GB install with its own CUDA and numpy pins.  Every index block and every tensor
 is checked against its CRC32C; the CRC runs in numpy (many rows of bytes at once, the rows then joined by CRC
-linearity), 25-60 ms for a 6 MB checkpoint.  Partitioned (sliced) variables are refused.
+linearity), a small fraction of reading the files.  Partitioned (sliced) variables are refused.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The authors' TF variable names -> segkit's modules (../shared/TF_REFERENCE.md §8).
+"""The authors' TF variable names -> segkit's modules (docs/paper.md#tf-variable-names).
 
 Used to convert their released DeepLab checkpoints (``convert_tf_checkpoint``, strict: every variable placed, every
 layer filled; tools/convert_tf.py) and to initialise from slim ImageNet checkpoints (``segkit.models.pretrained``,
