@@ -67,14 +67,7 @@ def main(argv=None) -> None:
     print(f"data: {data_root} (split {split}, {len(dataset)} images)")
     resolutions = tuple(args.resolution or config.eval.resolutions)
     workers = config.data.workers if args.workers is None else args.workers
-    predict = model_labels(model.eval().to(device), tta, window)
-    if args.backend:
-        if device.type != "cpu" or tta.scales != (1.0,) or tta.flip or window is not None:
-            raise UserError(f"--backend {args.backend} predicts single-scale whole images on the CPU; drop --tta and "
-                            f"--sliding-window and add --device cpu, or evaluate the PyTorch model (no --backend).")
-        backend = make_backend(model, args.backend, device="cpu")
-        print(f"backend: {backend.name}")
-        predict = lambda images, resolution: backend(images, resolution)[None]  # noqa: E731
+    predict = choose_prediction(model, args.backend, device, tta, window)
 
     with tempfile.TemporaryDirectory(prefix="segkit-eval-") as scratch:
         # --official reads the PNGs back: without --save-dir they go to a scratch folder removed afterwards.
@@ -104,6 +97,18 @@ def main(argv=None) -> None:
     if args.json:
         write_json_atomic(args.json, results_to_json(results, checkpoint, split, official))
         print(f"scores: {args.json}")
+
+
+def choose_prediction(model, backend_name: str | None, device, tta: TTA, window):
+    """What is scored: the model's reference prediction (TTA, tiles) or, with --backend, a CPU deploy path."""
+    if not backend_name:
+        return model_labels(model.eval().to(device), tta, window)
+    if device.type != "cpu" or tta.scales != (1.0,) or tta.flip or window is not None:
+        raise UserError(f"--backend {backend_name} predicts single-scale whole images on the CPU; drop --tta and "
+                        f"--sliding-window and add --device cpu, or evaluate the PyTorch model (no --backend).")
+    backend = make_backend(model, backend_name, device="cpu")
+    print(f"backend: {backend.name}")
+    return lambda images, resolution: backend(images, resolution)[None]
 
 
 def _parse_tta(text: str) -> TTA:

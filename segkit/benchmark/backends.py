@@ -94,28 +94,8 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
     label map's worst case)."""
     record = benchmark_config(config, resolutions=resolutions, latency=False)
-    predictors = backend_predictors(config, backends, model=model)
-    runners = {}
-    for name, predictor in predictors.items():
-        runners[name] = lambda image, p=predictor: p.predict(image)
-        if name not in ("torch-eager", "torchvision"):
-            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(
-                pad_to_grid(to_input(image, p.normalize), p.backend.stride))
-    timings = {name: {res: [] for res in resolutions} for name in runners}
-    for resolution in resolutions:
-        height, width = RESOLUTIONS[resolution].size
-        if photo is None:
-            image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-        else:
-            image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
-        for _ in range(repeats):
-            for name, run in runners.items():
-                # Untimed first: the previous backend's thread pool may still be spinning on the cores (and the
-                # first call of all exports the graph for this size).
-                run(image)
-                start = time.perf_counter()
-                run(image)
-                timings[name][resolution].append(1000 * (time.perf_counter() - start))
+    timings = interleaved_timings(backend_runners(backend_predictors(config, backends, model=model)), resolutions,
+                                  repeats, photo)
     gflops = sgemm_gflops()
     bf16_gflops = sgemm_gflops(dtype=torch.bfloat16) if any(name.endswith("bf16") for name in backends) else None
     label_step = label_map_timings(repeats)
@@ -136,18 +116,56 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
         record["bf16_gemm_gflops"] = round(bf16_gflops, 1)
         record["bf16_bound_ms"] = {res: round(1000 * 2 * record["madds"][res] / (bf16_gflops * 1e9), 2)
                                    for res in resolutions}
-    if "torchvision" in medians and default in medians:
-        record["speedup_vs_torchvision"] = {res: round(medians["torchvision"][res] / medians[default][res], 2)
-                                            for res in resolutions}
-    if default in medians:
-        record["ratio_to_bound"] = {res: round(medians[default][res] / bound[res], 2) for res in resolutions}
-    if default.endswith("bf16") and default in medians and "bf16_bound_ms" in record:
-        record["ratio_to_bf16_bound"] = {res: round(medians[default][res] / record["bf16_bound_ms"][res], 2)
-                                         for res in resolutions}
-    if f"{default} network" in medians:
-        record["network_ratio_to_bound"] = {res: round(medians[f"{default} network"][res] / bound[res], 2)
-                                            for res in resolutions}
+    record.update(ratios(record, medians, default))
     return record
+
+
+def backend_runners(predictors: dict) -> dict:
+    """name -> photo -> labels: every backend end to end, and "<name> network" for the network alone."""
+    runners = {}
+    for name, predictor in predictors.items():
+        runners[name] = lambda image, p=predictor: p.predict(image)
+        if name not in ("torch-eager", "torchvision"):
+            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(
+                pad_to_grid(to_input(image, p.normalize), p.backend.stride))
+    return runners
+
+
+def interleaved_timings(runners: dict, resolutions, repeats: int, photo: np.ndarray | None) -> dict:
+    """name -> resolution -> milliseconds of each repeat, the runners interleaved."""
+    timings = {name: {res: [] for res in resolutions} for name in runners}
+    for resolution in resolutions:
+        height, width = RESOLUTIONS[resolution].size
+        if photo is None:
+            image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        else:
+            image = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
+        for _ in range(repeats):
+            for name, run in runners.items():
+                # Untimed first: the previous backend's thread pool may still be spinning on the cores (and the
+                # first call of all exports the graph for this size).
+                run(image)
+                start = time.perf_counter()
+                run(image)
+                timings[name][resolution].append(1000 * (time.perf_counter() - start))
+    return timings
+
+
+def ratios(record: dict, medians: dict, default: str) -> dict:
+    """The default backend against torchvision and against the bounds."""
+    resolutions, bound, out = list(record["bound_ms"]), record["bound_ms"], {}
+    if "torchvision" in medians and default in medians:
+        out["speedup_vs_torchvision"] = {res: round(medians["torchvision"][res] / medians[default][res], 2)
+                                         for res in resolutions}
+    if default in medians:
+        out["ratio_to_bound"] = {res: round(medians[default][res] / bound[res], 2) for res in resolutions}
+    if default.endswith("bf16") and default in medians and "bf16_bound_ms" in record:
+        out["ratio_to_bf16_bound"] = {res: round(medians[default][res] / record["bf16_bound_ms"][res], 2)
+                                      for res in resolutions}
+    if f"{default} network" in medians:
+        out["network_ratio_to_bound"] = {res: round(medians[f"{default} network"][res] / bound[res], 2)
+                                         for res in resolutions}
+    return out
 
 
 def backends_report(record: dict, repeats: int) -> str:

@@ -32,6 +32,7 @@ import numpy as np
 from cityscapesscripts.helpers.labels import name2label
 
 from segkit.errors import UserError
+from segkit.fileio import write_png
 
 CITIES = {"train": ("synthberg", "synthdorf", "synthhafen"), "val": ("synthmund", "synthtal")}
 SPLIT_STREAM = {"train": 0, "val": 1, "test": 2}
@@ -831,8 +832,9 @@ def write_split(out: str | os.PathLike, split: str, count: int, height: int = 10
         label_dir = out / "gtFine" / split / city
         image_dir.mkdir(parents=True, exist_ok=True)
         label_dir.mkdir(parents=True, exist_ok=True)
-        _write_png(image_dir / f"{name}_leftImg8bit.png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        _write_png(label_dir / f"{name}_gtFine_labelIds.png", label)
+        # Fast compression: the noise of the images makes high levels slow for little gain.
+        write_png(image_dir / f"{name}_leftImg8bit.png", image, compression=1)
+        write_png(label_dir / f"{name}_gtFine_labelIds.png", label, compression=1)
         times.append(time.perf_counter() - start)
     return times
 
@@ -849,9 +851,3 @@ def make_synthetic(out: str | os.PathLike, train: int = 40, val: int = 10, heigh
         raise UserError(f"output {out} exists and is not a folder; choose another --out.")
     return {split: write_split(out, split, count, height, width, seed)
             for split, count in (("train", train), ("val", val))}
-
-
-def _write_png(path: Path, array: np.ndarray) -> None:
-    # Fast compression: the noise of the images makes high levels slow for little gain.
-    if not cv2.imwrite(str(path), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        raise UserError(f"cannot write {path}; check that the folder is writable and the disk not full.")

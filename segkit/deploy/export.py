@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from segkit.errors import UserError
 from segkit.fileio import atomic_write_bytes
-from segkit.inference import predict_logits
+from segkit.inference import predict_logits, to_labels, upsample_logits
 
 OPSET = 17
 
@@ -44,12 +43,10 @@ class GridLogits(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = predict_logits(self.model, images)
-        if self.output_size is not None and tuple(logits.shape[-2:]) != tuple(self.output_size):
-            logits = F.interpolate(logits, size=self.output_size, mode="bilinear", align_corners=False)
-        if not self.labels:
-            return logits
-        # ArgMax; torch's max(1).indices exports to the same ONNX op (first index on ties in both).
-        return logits.argmax(dim=1).to(torch.uint8)
+        if self.output_size is not None:
+            logits = upsample_logits(logits, self.output_size)
+        # to_labels' max(1).indices exports as ONNX ArgMax (the first index on ties, as in torch)
+        return to_labels(logits) if self.labels else logits
 
 
 def onnx_bytes(model: nn.Module, size: tuple[int, int], labels: bool = False,
