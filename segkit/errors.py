@@ -1,8 +1,27 @@
 """The one exception type for mistakes a user can fix (a bad path, value or file).
 
-Command-line tools catch it and print its one-sentence message without a traceback (see ``segkit.cli``).
+Command-line tools catch it and print its one-sentence message without a traceback (see ``segkit.cli``);
+``quiet_native_stderr`` keeps C libraries from printing their own lines beside it.
 """
+import contextlib
+import os
+import sys
 
 
 class UserError(Exception):
     """A problem the user caused and can fix; the message says what and how."""
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence C libraries that write to the process's stderr (libpng's "Read Error" for a truncated PNG, FFmpeg's
+    "moov atom not found", OpenCV's warnings) while they try a file, so that a failure gets exactly our one line."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

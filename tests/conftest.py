@@ -1,5 +1,6 @@
 """What several test modules share: the reference data of the authors' TF graphs, TF checkpoints written by hand,
-a random-weight model with realistic BatchNorm, the pixel-grid probe, and loading a tool as a module."""
+a random-weight model with realistic BatchNorm, the pixel-grid probe, video clips of the synthetic city, and
+loading a tool as a module."""
 import importlib.util
 import os
 import shutil
@@ -8,13 +9,16 @@ from types import SimpleNamespace
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # tests never use the network (albumentations asks PyPI)
 
+import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from segkit.benchmark.video import decode  # noqa: E402
 from segkit.config import Config, ModelConfig  # noqa: E402
+from segkit.data.synthetic import generate_scene, image_rng  # noqa: E402
 from segkit.data.transforms import image_to_tensor  # noqa: E402
 from segkit.engine.checkpoint import save_checkpoint  # noqa: E402
 from segkit.inference import predict_scores, to_labels  # noqa: E402
@@ -281,3 +285,32 @@ def clear_pixels(model, image, normalize, resolution, margin=0.01):
 def photos():
     """``random`` photos, and the reference labels of a model on them: ``eager`` and ``clear`` (near-tie-free)."""
     return SimpleNamespace(random=random_photo, eager=eager_labels, clear=clear_pixels)
+
+
+# ---- video clips ------------------------------------------------------------------------------------------------
+
+def city_frames(count, height=96, width=160, step=6):
+    """A camera panning over the synthetic city: RGB crops moving ``step`` pixels a frame."""
+    scene, _ = generate_scene(height, width + step * count, image_rng(0, "val", 1))
+    return [np.ascontiguousarray(scene[:, step * i: step * i + width]) for i in range(count)]
+
+
+def write_clip(path, frames, fps=10.0, fourcc="mp4v"):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+def video_facts(path):
+    """(frames, frames/s, height, width) of a video file, as its container reports them."""
+    video = cv2.VideoCapture(str(path))
+    return (int(video.get(cv2.CAP_PROP_FRAME_COUNT)), video.get(cv2.CAP_PROP_FPS),
+            int(video.get(cv2.CAP_PROP_FRAME_HEIGHT)), int(video.get(cv2.CAP_PROP_FRAME_WIDTH)))
+
+
+@pytest.fixture
+def clips():
+    """``frames`` of a panning camera, ``write`` them as a clip, read one back (``decoded``, ``facts``)."""
+    return SimpleNamespace(frames=city_frames, write=write_clip, decoded=decode, facts=video_facts)

@@ -1,7 +1,9 @@
 """tools/infer.py end to end, in a scratch working directory (the default-checkpoint rule looks at ./runs)."""
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -139,3 +141,76 @@ def test_odd_photo_sizes_at_half_resolution_on_every_backend(workdir, backend):
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     for name, size in (("p375", (375, 500)), ("p1023", (1023, 2047)), ("p99", (99, 99))):
         assert cv2.imread(str(workdir / "o" / f"{name}_labelIds.png"), cv2.IMREAD_UNCHANGED).shape == size
+
+
+# ---- video ---------------------------------------------------------------------------------------------------------
+
+def test_clip_and_frame_sequence_to_overlay_videos(workdir, clips):
+    clips.write(workdir / "clip.mp4", clips.frames(8))
+    result = infer(workdir, "clip.mp4", "--backend", "torch", "--out", "o", "--save-labels", "--every", "2")
+    assert result.returncode == 0, result.stderr
+    assert clips.facts(workdir / "o" / "clip_overlay.mp4") == (8, 10.0, 96, 160)
+    assert len(list((workdir / "o" / "clip_labelIds").glob("clip_*_labelIds.png"))) == 8
+    assert "8 frames -> " in result.stdout and "frames/s end to end" in result.stdout
+    assert "(4 frames segmented)" in result.stdout
+    (workdir / "seq").mkdir()
+    for index, frame in enumerate(clips.frames(5)):
+        cv2.imwrite(str(workdir / "seq" / f"f{index:03d}.png"), frame[:, :, ::-1])
+    result = infer(workdir, "seq/*.png", "--video", "--fps", "5", "--max-frames", "3", "--backend", "torch",
+                   "--out", "o", "--show")
+    assert result.returncode == 0, result.stderr
+    assert clips.facts(workdir / "o" / "seq_overlay.mp4") == (3, 5.0, 96, 160)
+    assert not list((workdir / "o").glob("seq_labelIds"))  # labels only with --save-labels
+    if not os.environ.get("DISPLAY"):
+        assert result.stdout.count("no display here") == 1
+
+
+def test_bad_video_inputs_fail_in_one_line(workdir, clips, tool, capfd):
+    (workdir / "notes.mp4").write_text("not a video")
+    (workdir / "mixed").mkdir()
+    for index, height in enumerate((96, 96, 104)):
+        cv2.imwrite(str(workdir / "mixed" / f"f{index}.png"), np.zeros((height, 160, 3), np.uint8))
+    clips.write(workdir / "clip.mp4", clips.frames(3))
+    (workdir / "taken").write_text("a file where the output folder should be")
+    main = tool("infer").main
+    cases = [(("notes.mp4",), 1, "OpenCV cannot open it as a video"),
+             (("--camera", "99"), 1, "camera 99 does not exist"),
+             (("mixed", "--video"), 2, "first frame is 160x96"),
+             (("clip.mp4", "--every", "0"), 2, "--every 0"),
+             (("clip.mp4", "--out", "taken/sub"), 2, "taken")]
+    for args, status, message in cases:
+        out = () if "--out" in args else ("--out", str(workdir / "o"))
+        argv = [str(workdir / a) if a.endswith((".mp4", "mixed", "sub")) else a for a in args]
+        try:
+            code = main([*argv, *out, "--backend", "torch", "--checkpoint", str(workdir / "runs/new/best.pt")])
+        except SystemExit as exit_:
+            code = exit_.code
+        stderr = capfd.readouterr().err  # the process's stderr, where FFmpeg and OpenCV would print
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        assert code == status and len(errors) == 1 and message in errors[0], (args, stderr)
+        assert not any(noise in stderr for noise in ("moov atom", "WARN", "Traceback")), stderr
+    assert not [p for p in (workdir / "o").rglob("*") if "overlay" in p.name]  # no video, partial or whole
+
+
+def test_interrupted_video_is_playable(workdir, clips):
+    """SIGTERM mid-run: exit 130, the frames done so far under the final name, playable; no temporary file."""
+    total = 2000
+    frames = clips.frames(25)
+    clips.write(workdir / "long.avi", [frames[i % 25] for i in range(total)], fourcc="MJPG")
+    process = subprocess.Popen([sys.executable, str(ROOT / "tools" / "infer.py"), "long.avi", "--backend", "torch",
+                                "--out", "o"], cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    partial = workdir / "o" / ".long_overlay.partial.mp4"
+    deadline = time.monotonic() + 240
+    while not (partial.exists() and partial.stat().st_size > 50_000) and process.poll() is None:
+        assert time.monotonic() < deadline, "the video run never started writing"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    stdout, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "interrupted:" in stdout and "Traceback" not in stderr
+    assert not partial.exists()
+    count, fps, height, width = clips.facts(workdir / "o" / "long_overlay.mp4")
+    assert 0 < count < total and (fps, height, width) == (10.0, 96, 160)
+    assert len(clips.decoded(workdir / "o" / "long_overlay.mp4")) == count  # every frame decodes
+    assert f"interrupted: {count} frames" in stdout

@@ -69,3 +69,8 @@ def test_colorize():
     assert out.shape == (2, 2, 3) and out.dtype == np.uint8
     assert tuple(out[0, 0]) == (128, 64, 128) and tuple(out[0, 1]) == (0, 0, 0)
     assert tuple(out[1, 0]) == (119, 11, 32) and tuple(out[1, 1]) == (0, 0, 0)
+    # every id, any integer dtype, any shape: the table's colour (2-D maps go through OpenCV's lookup)
+    ids = np.random.default_rng(0).integers(-3, 300, (37, 53))
+    expected = np.where(((ids >= 0) & (ids < 19))[..., None], L.PALETTE[np.clip(ids, 0, 18)], 0)
+    assert np.array_equal(L.colorize(ids), expected) and np.array_equal(L.colorize(ids[None]), expected[None])
+    assert np.array_equal(L.colorize(ids.astype(np.uint8)[:, ::2]), L.colorize(ids.astype(np.uint8))[:, ::2])

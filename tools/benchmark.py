@@ -6,13 +6,16 @@
     python tools/benchmark.py --backend all --checkpoint runs/demo/best.pt --image photo.png
     python tools/benchmark.py --table7 [--no-latency]
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
+    python tools/benchmark.py --video [--checkpoint runs/demo/best.pt] [--backend all]
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
 1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime, openvino,
 openvino-bf16 (where the CPU has native bfloat16) and torchvision's LR-ASPP MobileNetV3-Large with reduced_tail),
 interleaved in one run, with the ratio to torchvision and to the compute bound 2 * MAdds / sgemm GFLOP/s measured
 in the same run (and, for bfloat16, to the bound at the bfloat16 matrix-product speed). With --data: the data
-loader's samples/s (training pipeline at the config's crop) beside the training step's samples/s.
+loader's samples/s (training pipeline at the config's crop) beside the training step's samples/s. With --video: a
+generated 1024x2048 clip end to end through tools/infer.py's video path (decode, network, overlay, encode) against
+the single-image path on the same frames, in frames/s, for the default backend (or --backend).
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ import torch
 from segkit.benchmark.backends import COMPARED, available_backends, backends_report, compare_backends
 from segkit.benchmark.data import data_report
 from segkit.benchmark.table7 import benchmark_config, table7_report
+from segkit.benchmark.video import video_report, video_text
 from segkit.cli import main_guard
 from segkit.config import load_config
 from segkit.data.cityscapes import read_image
-from segkit.models import load_model
+from segkit.deploy.backends import default_backend
 from segkit.errors import UserError
+from segkit.models import load_model
 from segkit.resolutions import RESOLUTIONS
 
 TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
@@ -42,7 +47,8 @@ def parse_args(argv=None):
     parser.add_argument("--json", action="store_true", help="print one JSON object per config")
     parser.add_argument("--resolution", nargs="+", choices=tuple(RESOLUTIONS), default=list(RESOLUTIONS),
                         help="input sizes: full = 1024x2048, half = 512x1024 (default: both)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement; the median is reported")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement; the median is reported "
+                        "(default: 5, with --video 3)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="intra-op CPU threads (default: %(default)s)")
     parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
@@ -53,6 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
                         "training step (at the config's data.crop_size and train.batch_size)")
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes for --data (default 2)")
+    parser.add_argument("--video", action="store_true", help="frames/s of a generated 1024x2048 clip end to end "
+                        "against single images (default CONFIG: lraspp_large; --repeats default 3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. model.output_stride=32 (repeatable)")
     return parser.parse_args(argv)
@@ -70,12 +78,14 @@ def parse_backends(text: str) -> tuple[str, ...]:
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
-    if (args.checkpoint or args.image) and not args.backend:
-        raise UserError("--checkpoint and --image go with --backend (e.g. --backend all).")
+    if args.image and not args.backend or args.checkpoint and not (args.backend or args.video):
+        raise UserError("--checkpoint and --image go with --backend (e.g. --backend all), --checkpoint also with "
+                        "--video.")
+    args.repeats = args.repeats if args.repeats is not None else 3 if args.video else 5
     photo = read_image(args.image) if args.image else None
     if args.checkpoint and not args.configs:
         args.configs = [None]  # the checkpoint's own config
-    if args.data and not args.configs:  # the paper's model and crop
+    if (args.data or args.video) and not args.configs:  # the paper's model (and crop)
         args.configs = [str(Path(__file__).resolve().parents[1] / "configs" / "lraspp_large.py")]
     if not args.configs and not args.table7:
         raise UserError("name at least one config (e.g. configs/lraspp_large.py) or pass --table7.")
@@ -102,6 +112,11 @@ def main(argv=None):
                 f"crop {record['crop_size'][0]}x{record['crop_size'][1]}) vs training {record['train_samples_per_s']}"
                 f" samples/s (batch {record['batch_size']}): the loader is "
                 f"{record['loader_to_train_ratio']}x the model's rate"))
+            continue
+        if args.video:
+            record = video_report(config, args.backend or (default_backend(),), args.resolution, args.repeats,
+                                  model, args.threads)
+            print(json.dumps(record) if args.json else video_text(record, default_backend()))
             continue
         if args.backend:
             record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats,

@@ -1,9 +1,13 @@
 #!/usr/bin/env python
-"""Segment photos: for each image write a colour mask, an overlay on the photo and a labelIds PNG.
+"""Segment photos and videos: for each image a colour mask, an overlay on the photo and a labelIds PNG; for a
+video an overlay video.
 
     python tools/infer.py photo.png                       # newest runs/*/best.pt, outputs next to it
     python tools/infer.py data/synthetic/leftImg8bit/val --checkpoint runs/demo/best.pt --out out/
     python tools/infer.py "shots/*.jpg" --resolution half --backend torch --threads 2
+    python tools/infer.py clip.mp4 --save-labels           # clip_overlay.mp4 (+ clip_labelIds/ per frame)
+    python tools/infer.py "stuttgart_00/*.png" --video      # an ordered frame sequence, e.g. a demoVideo folder
+    python tools/infer.py --camera 0 --show --max-frames 500
 
 Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
 patterns. For an input NAME.ext the outputs are NAME_color.png (trainId colours), NAME_overlay.png (the mask
@@ -13,15 +17,21 @@ keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from different fol
 (day/a.png, night/a.png -> day/a, night/a): no output overwrites another. Photos are turned upright by their
 EXIF orientation (phone photos), as image viewers show them.
 
+Videos: a file with a video extension (.mp4, .avi, .mov, .mkv, ...: whatever OpenCV's FFmpeg decodes), the
+inputs as one ordered frame sequence with --video (frame rate --fps, Cityscapes' 17 by default), or a camera with
+--camera N give NAME_overlay.mp4 in --out at the input's frame rate and size, and with --save-labels one labelIds
+PNG per frame in NAME_labelIds/. Decoding and encoding run in their own threads beside the predictor. Ctrl-C or
+SIGTERM stops a video early and keeps a playable video of the frames done (exit status 130).
+
 A file that is missing, not an image or unreadable gets one line on stderr; the others still run, and the exit
 status is 1 if any failed (2 for a usage error such as no checkpoint).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import glob
 import os
+import signal
 import statistics
 import sys
 from pathlib import Path
@@ -35,7 +45,9 @@ from segkit.data.cityscapes import read_image
 from segkit.data.labels import colorize, to_label_ids
 from segkit.deploy.backends import BACKENDS
 from segkit.deploy.predictor import Predictor, overlay
-from segkit.errors import UserError
+from segkit.deploy.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, open_camera, open_video,
+                                 segment_video)
+from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
 from segkit.resolutions import RESOLUTIONS
 
@@ -45,7 +57,8 @@ ORIENTATION_TAG = 0x0112  # EXIF
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR_OR_GLOB", help="images, folders or glob patterns")
+    parser.add_argument("inputs", nargs="*", metavar="IMAGE_VIDEO_DIR_OR_GLOB",
+                        help="images, videos, folders or glob patterns")
     parser.add_argument("--checkpoint", help="model checkpoint (default: the newest runs/*/best.pt)")
     parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
     parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
@@ -53,7 +66,24 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="auto = the fastest measured on this machine (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    return parser.parse_args(argv)
+    video = parser.add_argument_group("video")
+    video.add_argument("--video", action="store_true", help="the inputs are one ordered frame sequence")
+    video.add_argument("--camera", type=int, metavar="N", help="segment camera N (0 is the first) until Ctrl-C")
+    video.add_argument("--fps", type=float, default=CITYSCAPES_FPS,
+                       help="frame rate of a --video frame sequence (default: %(default)s, Cityscapes' demoVideo)")
+    video.add_argument("--save-labels", action="store_true", help="also one labelIds PNG per frame")
+    video.add_argument("--show", action="store_true", help="show the overlay in a window (where a display exists)")
+    video.add_argument("--every", type=int, default=1, metavar="N",
+                       help="segment every Nth frame; the frames between keep its labels (default: 1)")
+    video.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    video.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the mask (default: 0.5)")
+    video.add_argument("--smooth", type=float, default=0.0, metavar="A",
+                       help="average the low-resolution logits over time, keeping A of the past per frame "
+                            "(0 = off, the default; 0.5 calms flicker on static scenes)")
+    args = parser.parse_args(argv)
+    if not args.inputs and args.camera is None:
+        parser.error("give images, videos, folders or glob patterns, or --camera N")
+    return args
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -74,21 +104,6 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
                 errors.append(f"{item}: no file matches this pattern")
             paths += found
     return paths, errors
-
-
-@contextlib.contextmanager
-def quiet_native_stderr():
-    """Silence C libraries (libpng prints "libpng error: Read Error" for a truncated PNG) while decoding, so that
-    each failing file gets exactly our one line."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def load_photo(path: Path) -> np.ndarray:
@@ -174,6 +189,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     paths, failures = expand_inputs(args.inputs)
     paths = unique_inputs(paths)
+    videos = [] if args.video else [p for p in paths if p.suffix.lower() in VIDEO_EXTENSIONS]
+    photos = [p for p in paths if p not in videos and not args.video]
     checkpoint = resolve_checkpoint(args.checkpoint)
     predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
@@ -184,8 +201,20 @@ def main(argv=None) -> int:
     print(f"backend {predictor.backend_name}, resolution {args.resolution}, writing to {out_dir}")
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
+    if photos:
+        segment_photos(photos, predictor, out_dir, args.resolution, failures)
+    sources = [lambda: open_camera(args.camera)] if args.camera is not None else []
+    if args.video and paths:
+        sources.append(lambda: StillsSource(paths, sequence_name(args.inputs), args.fps))
+    sources += [lambda path=path: open_video(path) for path in videos]
+    for source in sources:
+        if segment_one_video(source, predictor, out_dir, args, failures):
+            return 130
+    return 1 if failures else 0
 
-    latencies, sizes = [], set()
+
+def segment_photos(paths: list[Path], predictor: Predictor, out_dir: Path, resolution: str, failures: list) -> None:
+    latencies, sizes, attempted = [], set(), len(paths) + len(failures)  # failures so far: inputs naming nothing
     bar = tqdm(list(zip(paths, output_names(paths))), unit="image", disable=len(paths) < 2, file=sys.stderr)
     for path, name in bar:
         try:
@@ -194,7 +223,7 @@ def main(argv=None) -> int:
             failures.append(str(e))
             tqdm.write(f"error: {e}", file=sys.stderr)
             continue
-        labels = predictor.predict(image, resolution=args.resolution)
+        labels = predictor.predict(image, resolution=resolution)
         timing = predictor.last_timing
         latencies.append(timing.total_ms)
         save_outputs(out_dir, name, image, labels)
@@ -204,15 +233,44 @@ def main(argv=None) -> int:
                    f"(network {timing.network_ms:.0f} ms{', incl. warm-up for this size' if first else ''}) -> "
                    f"{out_dir / name}_{{color,overlay,labelIds}}.png")
     bar.close()
-
-    summary = f"{len(latencies)} of {len(latencies) + len(failures)} inputs segmented"
+    summary = f"{len(latencies)} of {attempted} inputs segmented"
     if latencies:
         summary += f", median {statistics.median(latencies):.0f} ms per image"
         if len(latencies) > 1:
             summary += " (the first of each size includes warm-up and, for onnxruntime/openvino, the export)"
     print(summary)
-    return 1 if failures else 0
+
+
+def segment_one_video(open_source, predictor: Predictor, out_dir: Path, args, failures: list) -> bool:
+    """One video input to its overlay video; a bad input is a failure line. True when the run was interrupted."""
+    try:
+        source = open_source()
+    except UserError as e:
+        failures.append(str(e))
+        print(f"error: {e}", file=sys.stderr)
+        return False
+    print(f"{source.name}: {source.size[1]}x{source.size[0]} at {source.fps:g} frames/s"
+          + (f", {source.count} frames" if source.count else ""))
+    report = segment_video(source, predictor, out_dir, args.resolution, args.every, args.max_frames, args.alpha,
+                           args.smooth, args.save_labels, args.show)
+    print(f"{'interrupted: ' if report.interrupted else ''}{report.frames} frames -> {report.output}"
+          + (f" (+ {source.name}_labelIds/)" if args.save_labels else "")
+          + f"; {report.fps:.1f} frames/s end to end, {report.predict_fps:.1f} frames/s in the predictor "
+          f"({report.segmented} frames segmented)")
+    return report.interrupted
+
+
+def sequence_name(inputs: list[str]) -> str:
+    """The stem of a frame sequence's outputs: its folder's name (of a folder, a glob or the first file)."""
+    first = Path(inputs[0])
+    folder = first if first.is_dir() else first.parent
+    return folder.resolve().name or "frames"
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends a video like Ctrl-C: the frames done so far stay a playable video
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupt)
     sys.exit(main())

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -20,7 +21,7 @@ from torch import nn
 from segkit.resolutions import RESOLUTIONS
 from segkit.data.labels import colorize
 from segkit.data.transforms import image_to_tensor
-from segkit.deploy.backends import make_backend
+from segkit.deploy.backends import make_backend, photo_logits
 from segkit.errors import UserError
 from segkit.models import load_model
 
@@ -70,14 +71,7 @@ class Predictor:
 
     def predict(self, image: np.ndarray, resolution: str = "full") -> np.ndarray:
         """trainIds (H, W) uint8 of an RGB uint8 image (H, W, 3), the network run at ``resolution``."""
-        if resolution not in RESOLUTIONS:
-            raise UserError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
-        image = np.asarray(image)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
-        if min(image.shape[:2]) < MIN_PHOTO_SIZE:
-            raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
-                            f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
+        image = check_photo(image, resolution)
         start = time.perf_counter()
         if hasattr(self.backend, "predict_photo"):  # the backend normalises inside its graph
             middle = start
@@ -89,8 +83,32 @@ class Predictor:
         self.last_timing = Timing(1000 * (middle - start), 1000 * (time.perf_counter() - middle))
         return labels
 
+    def logits(self, image: np.ndarray, resolution: str = "full"):
+        """(low-resolution logits (1, C, h, w), the steps ``label_map`` takes from them to the photo's labels):
+        ``label_map(*predictor.logits(image))`` are ``predict``'s labels; video smoothing averages the logits."""
+        image = check_photo(image, resolution)
+        start = time.perf_counter()
+        if hasattr(self.backend, "photo_logits"):
+            result = self.backend.photo_logits(image, resolution, self.normalize)
+        else:
+            result = photo_logits(self.backend, image, resolution, self.normalize)
+        self.last_timing = Timing(0.0, 1000 * (time.perf_counter() - start))
+        return result
+
+
+def check_photo(image, resolution: str) -> np.ndarray:
+    """The photo as an array, or one sentence on what is wrong with it (or with ``resolution``)."""
+    if resolution not in RESOLUTIONS:
+        raise UserError(f"unknown resolution {resolution!r}; choose one of {', '.join(RESOLUTIONS)}.")
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
+    if min(image.shape[:2]) < MIN_PHOTO_SIZE:
+        raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
+                        f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
+    return image
+
 
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
     """The photo with its colour mask blended in (``alpha`` of the mask), RGB uint8."""
-    mask = colorize(labels).astype(np.float32)
-    return (alpha * mask + (1 - alpha) * image.astype(np.float32) + 0.5).astype(np.uint8)
+    return cv2.addWeighted(colorize(labels), alpha, np.asarray(image, np.uint8), 1 - alpha, 0.0)
