@@ -3,6 +3,7 @@ photo, at odd sizes; one-sentence errors."""
 import numpy as np
 import pytest
 
+from segkit.deploy.labelmap import label_map
 from segkit.deploy.predictor import Predictor, overlay
 from segkit.errors import UserError
 
@@ -36,6 +37,18 @@ def test_every_backend_takes_odd_photo_sizes_at_both_resolutions(small_checkpoin
                 assert (labels == expected).mean() >= 0.999, (size, resolution)
     with pytest.raises(UserError, match="31x40 pixels; segkit needs at least 32x32"):
         predictor.predict(photos.random(40, 31))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
+def test_logits_give_predicts_labels(small_checkpoint, photos, backend):
+    # what video smoothing averages: label_map of Predictor.logits is predict, at both resolutions and odd sizes
+    predictor = Predictor.from_checkpoint(small_checkpoint[0], backend=backend)
+    for size in ((96, 160), (99, 101)):
+        image = photos.random(*size, seed=1)
+        for resolution in ("full", "half"):
+            logits, steps = predictor.logits(image, resolution)
+            assert logits.shape[:2] == (1, 19) and logits.shape[-1] < size[1] // 4, (size, resolution)
+            assert np.array_equal(label_map(logits, steps).numpy(), predictor.predict(image, resolution))
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])
