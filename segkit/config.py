@@ -307,7 +307,8 @@ def _config_error(path: Path, exc: Exception) -> str:
     """One sentence for an exception raised while running config file ``path``: a misspelt field names the
     closest real one; anything else gives the line of the file."""
     match = re.match(r"(\w+)\.__init__\(\) got an unexpected keyword argument '(\w+)'", str(exc))
-    sections = {cls.__name__: cls for cls in (Config, ModelConfig, DataConfig, TrainConfig, EvalConfig)}
+    section_types = [_field_types(Config)[f.name] for f in dataclasses.fields(Config) if f.name != "name"]
+    sections = {cls.__name__: cls for cls in (Config, *section_types)}
     if isinstance(exc, TypeError) and match and match[1] in sections:
         fields = [f.name for f in dataclasses.fields(sections[match[1]])]
         close = difflib.get_close_matches(match[2], fields, n=1)

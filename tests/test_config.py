@@ -106,6 +106,12 @@ def test_misspelt_keyword_in_a_config_file_names_the_field(tmp_path):
     with pytest.raises(UserError, match="TrainConfig has no field 'iteratons'; did you mean 'iterations'") as info:
         load_config(path)
     assert "\n" not in str(info.value)
+    for section, misspelt, meant in (("LossConfig", "nme", "name"), ("OptimizerConfig", "momentom", "momentum"),
+                                     ("ScheduleConfig", "poly_pwr", "poly_power")):
+        path = write(tmp_path, f"from segkit.config import Config, {section}\n"
+                               f"config = Config({section.removesuffix('Config').lower()}={section}({misspelt}=1))\n")
+        with pytest.raises(UserError, match=f"{section} has no field '{misspelt}'; did you mean '{meant}'"):
+            load_config(path)
     broken = write(tmp_path, "from segkit.config import Config\nconfig = Config(\n", "broken.py")
     with pytest.raises(UserError, match="broken.py line 2: SyntaxError"):
         load_config(broken)
