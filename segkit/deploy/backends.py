@@ -65,23 +65,21 @@ class HeadLogits(nn.Module):
 
 
 @torch.inference_mode()
-def photo_logits(backend, photo: np.ndarray, resolution: str, normalize: str):
-    """(head logits on the CPU, the ``ResizeStep``s from them to the photo's label map) of an RGB uint8 photo: what
-    ``label_map`` turns into labels, and what video smoothing averages over frames."""
-    size = photo.shape[:2]
+def logits_and_steps(network, images: torch.Tensor, resolution: str, stride: int):
+    """(head logits on the CPU, the ``ResizeStep``s from them to the label map) of normalised ``images``
+    (1, 3, H, W) through ``network`` (images on the pixel grid of ``stride`` -> head logits): resize for
+    ``resolution``, pad to the grid, network. ``label_map`` of the pair is the label map; video smoothing averages
+    the logits first."""
+    size = tuple(images.shape[-2:])
     network_size = scaled_size(size, RESOLUTIONS[resolution].scale)
-    padded = pad_to_grid(resize_images(image_to_tensor(photo, normalize)[None], network_size), backend.stride)
-    return backend.network(padded).cpu(), resize_steps(network_size, size, padded.shape[-2:])
+    padded = pad_to_grid(resize_images(images, network_size), stride)
+    return network(padded).cpu(), resize_steps(network_size, size, padded.shape[-2:])
 
 
 @torch.inference_mode()
 def network_labels(network, images: torch.Tensor, resolution: str, stride: int) -> torch.Tensor:
-    """Labels (H, W) uint8 of normalised ``images`` (1, 3, H, W) through ``network`` (images on the pixel grid of
-    ``stride`` -> head logits): resize for ``resolution``, pad to the grid, network, then ``label_map``."""
-    size = tuple(images.shape[-2:])
-    network_size = scaled_size(size, RESOLUTIONS[resolution].scale)
-    padded = pad_to_grid(resize_images(images, network_size), stride)
-    return label_map(network(padded), resize_steps(network_size, size, padded.shape[-2:]))
+    """Labels (H, W) uint8 of normalised ``images`` (1, 3, H, W) through ``network`` (``logits_and_steps``)."""
+    return label_map(*logits_and_steps(network, images, resolution, stride))
 
 
 class PhotoLogits(nn.Module):
@@ -203,13 +201,14 @@ class OpenVinoBackend:
 
     @torch.inference_mode()
     def photo_logits(self, photo: np.ndarray, resolution: str, normalize: str):
-        """``photo_logits`` with the photo graph: normalisation and the half-resolution resize inside."""
+        """``logits_and_steps`` of an RGB uint8 photo with the photo graph: normalisation and the half-resolution
+        resize inside."""
         size = photo.shape[:2]
         network_size = scaled_size(size, RESOLUTIONS[resolution].scale)
         if size[0] % network_size[0] or size[1] % network_size[1]:
             # An area resize by a non-integer factor exports as an adaptive pooling the exporter rejects: resize
             # outside the graph (odd photo sizes at half resolution).
-            return photo_logits(self, photo, resolution, normalize)
+            return logits_and_steps(self.network, image_to_tensor(photo, normalize)[None], resolution, self.stride)
         request = self.request(network_size, (tuple(size), normalize))
         logits = torch.from_numpy(np.array(request.infer({0: np.ascontiguousarray(photo)[None]})[0], copy=True))
         return logits, resize_steps(network_size, size, grid_size(network_size, self.stride))

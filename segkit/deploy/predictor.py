@@ -21,7 +21,7 @@ from torch import nn
 from segkit.resolutions import RESOLUTIONS
 from segkit.data.labels import colorize
 from segkit.data.transforms import image_to_tensor
-from segkit.deploy.backends import make_backend, photo_logits
+from segkit.deploy.backends import logits_and_steps, make_backend
 from segkit.errors import UserError
 from segkit.models import load_model
 
@@ -91,7 +91,8 @@ class Predictor:
         if hasattr(self.backend, "photo_logits"):
             result = self.backend.photo_logits(image, resolution, self.normalize)
         else:
-            result = photo_logits(self.backend, image, resolution, self.normalize)
+            result = logits_and_steps(self.backend.network, to_input(image, self.normalize), resolution,
+                                      self.backend.stride)
         self.last_timing = Timing(0.0, 1000 * (time.perf_counter() - start))
         return result
 
