@@ -55,16 +55,14 @@ def interpolation_matrix(n_in: int, n_out: int, kind: str) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class AxisPlan:
-    """One axis through the resize chain. Each output index reads a window of ``span`` (<= k) consecutive input
-    cells from ``start``; windows are identified by ``start * k + span - 1``, and ``groups[id]`` lists the output
-    indices sharing window ``id`` (-1 padded). ``weights`` (n_out, k) are zero past each span. Every span is k:
-    an output that reads fewer cells (one lands exactly on a cell, as every 8th does on the pixel grid) shares the
-    k-cell window of its neighbours, since a label constant over more cells is constant over its own; one window
-    per cell keeps the blocks of the mixed windows whole."""
+    """One axis through the resize chain. Each output index reads a window of k consecutive input cells from
+    ``start`` (``weights`` (n_out, k)), and ``groups[i]`` lists the output indices whose window starts at cell i
+    (-1 padded). An output that reads fewer cells (one lands exactly on a cell, as every 8th does on the pixel
+    grid) still takes the k-cell window of its neighbours, since a label constant over more cells is constant over
+    its own; one window per cell keeps the blocks of the mixed windows whole."""
 
     k: int
     start: torch.Tensor
-    span: torch.Tensor
     weights: torch.Tensor
     groups: torch.Tensor
 
@@ -77,16 +75,14 @@ def axis_plan(n_in: int, steps: tuple[tuple[str, int], ...]) -> AxisPlan:
     nonzero = matrix > 0
     start = nonzero.float().argmax(dim=1)
     k = int((n_in - nonzero.flip(1).float().argmax(dim=1) - start).max())
-    span = torch.full_like(start, k)
     matrix = F.pad(matrix, (0, k - 1))  # windows may run past the end: the caller pads by replication
     weights = matrix.gather(1, start[:, None] + torch.arange(k)).float()
-    ids = start * k + span - 1
-    counts = torch.bincount(ids, minlength=n_in * k)
-    groups = torch.full((n_in * k, int(counts.max())), -1, dtype=torch.long)
-    order = torch.argsort(ids, stable=True)
-    offsets = torch.arange(len(ids)) - (torch.cumsum(counts, 0) - counts)[ids[order]]
-    groups[ids[order], offsets] = order
-    return AxisPlan(k, start, span, weights, groups)
+    counts = torch.bincount(start, minlength=n_in)
+    groups = torch.full((n_in, int(counts.max())), -1, dtype=torch.long)
+    order = torch.argsort(start, stable=True)
+    offsets = torch.arange(len(start)) - (torch.cumsum(counts, 0) - counts)[start[order]]
+    groups[start[order], offsets] = order
+    return AxisPlan(k, start, weights, groups)
 
 
 def resize_steps(network_size: tuple[int, int], image_size: tuple[int, int], padded_size: tuple[int, int]) \
@@ -122,18 +118,17 @@ def label_map(logits: torch.Tensor, steps: list[ResizeStep], block_batch: int = 
     # Replicate the last rows/columns so every window is whole (the extra cells have weight 0).
     logits = F.pad(logits[None], (0, x.k - 1, 0, y.k - 1), mode="replicate")[0]
     low = logits.max(dim=0).indices.to(torch.uint8)  # (h + ky - 1, w + kx - 1)
-    # same[sy - 1, sx - 1, i, j]: one label on the sy x sx window at (i, j)
-    same = torch.ones(y.k, x.k, h, w, dtype=torch.bool)
+    # same[i, j]: one label on the ky x kx window at (i, j)
     anchor = low[:h, :w]
+    same = torch.ones(h, w, dtype=torch.bool)
     for dy in range(y.k):
         for dx in range(x.k):
-            same[dy:, dx:] &= (low[dy: dy + h, dx: dx + w] == anchor)
+            same &= low[dy: dy + h, dx: dx + w] == anchor
     # Exact wherever the window has one label: the anchor's label, gathered to the output size.
     labels = anchor.index_select(0, y.start).index_select(1, x.start)
     # Every (row window, column window) pair that occurs, and whether its label is constant.
     row_ids, col_ids = (y.groups[:, 0] >= 0).nonzero()[:, 0], (x.groups[:, 0] >= 0).nonzero()[:, 0]
-    window_same = same.permute(0, 2, 1, 3)[(row_ids % y.k)[:, None], (row_ids // y.k)[:, None],
-                                           (col_ids % x.k)[None, :], (col_ids // x.k)[None, :]]
+    window_same = same[row_ids[:, None], col_ids[None, :]]
     mixed = (~window_same).nonzero()
     if len(mixed) == 0:
         return labels
@@ -157,7 +152,7 @@ def _interpolate_mixed(logits, labels, mixed, y: AxisPlan, x: AxisPlan, w: int, 
     for chunk in mixed.split(block_batch):
         row_id, col_id = chunk[:, 0], chunk[:, 1]
         n = len(chunk)
-        vectors = cells[((row_id // ky) * (w + kx - 1) + col_id // kx)[:, None, None] + window]  # (n, ky, kx, C)
+        vectors = cells[(row_id * (w + kx - 1) + col_id)[:, None, None] + window]  # (n, ky, kx, C)
         out_rows, out_cols = rows[row_id], cols[col_id]  # (n, R), (n, S)
         wy, wx = weight_y[out_rows.clamp(min=0)], weight_x[out_cols.clamp(min=0)]  # (n, R, ky), (n, S, kx)
         across = torch.bmm(wx, vectors.permute(0, 2, 1, 3).reshape(n, kx, ky * channels))  # (n, S, ky*C)
