@@ -1,7 +1,8 @@
 """The one exception type for mistakes a user can fix (a bad path, value or file).
 
 Command-line tools catch it and print its one-sentence message without a traceback (see ``segkit.cli``);
-``quiet_native_stderr`` keeps C libraries from printing their own lines beside it.
+``quiet_native_stderr`` keeps C libraries from printing their own lines beside it; ``abbreviate`` fits a list
+of names into one.
 """
 import contextlib
 import os
@@ -10,6 +11,12 @@ import sys
 
 class UserError(Exception):
     """A problem the user caused and can fix; the message says what and how."""
+
+
+def abbreviate(names, limit: int = 6) -> str:
+    """The first ``limit`` of ``names`` and, when there are more, how many in all: a list that fits a sentence."""
+    names = list(names)
+    return ", ".join(names[:limit]) + (f", … ({len(names)} in all)" if len(names) > limit else "")
 
 
 @contextlib.contextmanager

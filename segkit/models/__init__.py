@@ -7,7 +7,7 @@ import dataclasses
 from torch import nn
 
 from segkit.config import Config, ModelConfig
-from segkit.errors import UserError
+from segkit.errors import UserError, abbreviate
 from segkit.models.blocks import Backbone, zero_init_residual
 from segkit.models.checkpoint import load_checkpoint
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
@@ -74,7 +74,7 @@ def load_model(path, model_config: ModelConfig | None = None, map_location="cpu"
         details = []
         for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape differs", mismatched)):
             if keys:
-                details.append(f"{title}: {', '.join(keys[:3])}{' …' if len(keys) > 3 else ''}")
+                details.append(f"{title}: {abbreviate(keys, 3)}")
         raise UserError(f"checkpoint {path} does not fit the {config.model.backbone}/{config.model.head} model "
                         f"({'; '.join(details)}); use the config it was trained with.")
     model.load_state_dict(state)

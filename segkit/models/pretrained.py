@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segkit.errors import UserError
+from segkit.errors import UserError, abbreviate
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 from segkit.models.tf_weights import is_training_state, tf_names
 
@@ -39,13 +39,8 @@ class LoadReport:
                             ("unused from the weights", self.unused),
                             ("skipped (training state: step, optimizer slots, moving averages)", self.skipped)):
             if keys:
-                lines.append(f"{title}: {len(keys)}: {_abbreviate(keys)}")
+                lines.append(f"{title}: {len(keys)}: {abbreviate(keys)}")
         return "\n".join(lines)
-
-
-def _abbreviate(keys: list[str], limit: int = 6) -> str:
-    shown = ", ".join(keys[:limit])
-    return shown + (f", … (+{len(keys) - limit})" if len(keys) > limit else "")
 
 
 _V2_BLOCK_KEY = re.compile(r"^features\.(\d+)\.conv\.(\d+)\.(.+)$")

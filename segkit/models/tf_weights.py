@@ -27,7 +27,7 @@ from torch import nn
 from torchvision.ops import SqueezeExcitation
 
 from segkit.config import ModelConfig
-from segkit.errors import UserError
+from segkit.errors import UserError, abbreviate
 from segkit.models.blocks import Backbone, InvertedResidual
 from segkit.models.heads import LRASPP
 from segkit.models.segmentor import Segmentor
@@ -183,10 +183,6 @@ def describe(fields: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
-def _listing(names: list[str], limit: int = 6) -> str:
-    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
-
-
 @dataclass
 class Conversion:
     """A converted checkpoint: the segkit state dict, and what was left behind."""
@@ -217,19 +213,19 @@ def convert_tf_checkpoint(tensors: dict[str, np.ndarray], model: Segmentor, conf
     missing = sorted({variable.name for variable in names.values() if variable.name not in variables})
     if missing:
         raise UserError(f"{source} lacks {len(missing)} variable(s) the {describe(ours)} model needs: "
-                        f"{_listing(missing)}.")
+                        f"{abbreviate(missing)}.")
     expected = model.state_dict()
     mismatched = [f"{variable.name} {list(variables[variable.name].shape)} (needs {list(expected[key].shape)})"
                   for key, variable in names.items()
                   if variable.torch_shape(tuple(variables[variable.name].shape)) != tuple(expected[key].shape)]
     if mismatched:
         raise UserError(f"{source} does not fit the {describe(ours)} model (check model.width_mult and "
-                        f"model.head_channels): {_listing(mismatched, 4)}.")
+                        f"model.head_channels): {abbreviate(mismatched, 4)}.")
     used = {variable.name for variable in names.values()}
     unused = sorted(set(variables) - used)
     if unused:
         raise UserError(f"{source} holds {len(unused)} variable(s) the {describe(ours)} model has no place for "
-                        f"(another architecture?): {_listing(unused)}.")
+                        f"(another architecture?): {abbreviate(unused)}.")
     state = dict(expected)
     for key, variable in names.items():
         state[key] = variable.to_torch(variables[variable.name])
