@@ -18,6 +18,7 @@ import sys
 
 from segkit.cli import checkpoint_model, main_guard
 from segkit.deploy.export import OPSET, export_onnx
+from segkit.deploy.predictor import MIN_PHOTO_SIZE
 from segkit.errors import UserError
 
 
@@ -36,8 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 @main_guard
 def main(argv=None) -> None:
     args = parse_args(argv)
-    if args.height < 32 or args.width < 32:
-        raise UserError(f"--height/--width must be at least 32 pixels, got {args.height}x{args.width}.")
+    if min(args.height, args.width) < MIN_PHOTO_SIZE:
+        raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
     model, config = checkpoint_model(args.checkpoint, args.config)
     parity = export_onnx(model, args.out, (args.height, args.width), labels=args.labels, opset=args.opset)
     output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
