@@ -24,8 +24,9 @@ Every step runs even when an earlier one failed (eval and predict fall back to u
 gave no checkpoint); a failed step shows FAILED and its one-line reason. --budget-s stops starting steps (they
 show "skipped (budget)") and cuts a running one when the time is spent. Exit status: 0 when no step failed, 1
 otherwise, 2 for a usage error. (_train, _data, _predict and _untrained as first argument are the steps' own
-child processes.) The parent process never imports torch or segkit (its children own the GPU and may fail
-alone): the children's functions import them inside, on purpose.
+child processes.) The parent process never imports segkit and uses torch only to ask what devices exist and to
+read checkpoints, without a CUDA context (its children own the GPU and may fail alone): the functions that need
+them import them inside, on purpose.
 """
 from __future__ import annotations
 
@@ -559,16 +560,13 @@ def train_info(args, code: int) -> dict:
     import torch
 
     from segkit.config import load_config
+    from segkit.engine.runlog import read_log
     from segkit.engine.trainer import amp_dtype
 
     config = load_config(args.config, args.overrides)
     use_cuda = (args.device or ("cuda" if torch.cuda.is_available() else "cpu")).startswith("cuda")
     dtype = amp_dtype(torch.device("cuda" if use_cuda else "cpu"), config.train.amp)
-    best = None
-    log = Path(args.work_dir) / "log.jsonl"
-    if log.is_file():
-        evals = [json.loads(line) for line in log.read_text().splitlines() if '"val_miou"' in line]
-        best = max((r["val_miou"] for r in evals), default=None)
+    best = max((r["val_miou"] for r in read_log(Path(args.work_dir) / "log.jsonl") if "val_miou" in r), default=None)
     return {"config": config.name, "crop": list(config.data.crop_size), "batch_size": config.train.batch_size,
             "amp": str(dtype).replace("torch.", "") if dtype is not None else None,
             "channels_last": config.train.channels_last, "workers": config.data.workers, "best_miou": best,
@@ -594,19 +592,9 @@ def child_data(root: str, train: str, val: str, height: str, width: str, process
 
 
 def _one_image(job) -> None:
-    import cv2
+    from segkit.data.synthetic import write_image
 
-    from segkit.data.synthetic import generate_scene, image_rng, sample_name
-
-    root, split, index, h, w = job
-    image, label = generate_scene(h, w, image_rng(0, split, index))
-    city, name = sample_name(split, index)
-    for folder, suffix, array in (("leftImg8bit", "leftImg8bit", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)),
-                                  ("gtFine", "gtFine_labelIds", label)):
-        path = Path(root) / folder / split / city / f"{name}_{suffix}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not cv2.imwrite(str(path), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f"cannot write {path}")
+    write_image(*job, seed=0)
 
 
 def child_untrained(path: str, config_path: str) -> None:

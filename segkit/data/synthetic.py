@@ -819,22 +819,23 @@ def sample_name(split: str, index: int) -> tuple[str, str]:
     return city, f"{city}_{index // len(cities):06d}_{FRAME:06d}"
 
 
+def write_image(out: str | os.PathLike, split: str, index: int, height: int = 1024, width: int = 2048,
+                seed: int = 0) -> None:
+    """Write image ``index`` of a split and its labelIds in the official layout (one job of a parallel writer)."""
+    image, label = generate_scene(height, width, image_rng(seed, split, index))
+    city, name = sample_name(split, index)
+    # Fast compression: the noise of the images makes high levels slow for little gain. write_png makes folders.
+    write_png(Path(out) / "leftImg8bit" / split / city / f"{name}_leftImg8bit.png", image, compression=1)
+    write_png(Path(out) / "gtFine" / split / city / f"{name}_gtFine_labelIds.png", label, compression=1)
+
+
 def write_split(out: str | os.PathLike, split: str, count: int, height: int = 1024, width: int = 2048,
                 seed: int = 0) -> list[float]:
     """Write ``count`` images of one split in the official layout; returns seconds per image."""
-    out = Path(out)
     times = []
     for index in range(count):
         start = time.perf_counter()
-        image, label = generate_scene(height, width, image_rng(seed, split, index))
-        city, name = sample_name(split, index)
-        image_dir = out / "leftImg8bit" / split / city
-        label_dir = out / "gtFine" / split / city
-        image_dir.mkdir(parents=True, exist_ok=True)
-        label_dir.mkdir(parents=True, exist_ok=True)
-        # Fast compression: the noise of the images makes high levels slow for little gain.
-        write_png(image_dir / f"{name}_leftImg8bit.png", image, compression=1)
-        write_png(label_dir / f"{name}_gtFine_labelIds.png", label, compression=1)
+        write_image(out, split, index, height, width, seed)
         times.append(time.perf_counter() - start)
     return times
 
