@@ -90,7 +90,7 @@ def field(number, value):  # int -> varint field, bytes -> length-delimited fiel
 
 
 def masked_crc(data):
-    crc = tf_checkpoint.crc32c_many([data])[0]
+    crc = tf_checkpoint.crc32c(data)
     return ((((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF).to_bytes(4, "little")
 
 

@@ -12,8 +12,7 @@ A checkpoint ``PREFIX`` is two kinds of files:
 
 That is little enough to read by hand (protobuf wire format included), so importing pretrained DeepLab / slim weights
 does not drag in TensorFlow, a multi-GB install with its own CUDA and numpy pins.  Every index block and every tensor
-is checked against its CRC32C; the CRC runs in numpy (many rows of bytes at once, the rows then joined by CRC
-linearity), a small fraction of reading the files.  Partitioned (sliced) variables are refused.
+is checked against its CRC32C (``google_crc32c``).  Partitioned (sliced) variables are refused.
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import google_crc32c
 import numpy as np
 
 from segkit.errors import UserError
@@ -54,79 +54,9 @@ class _Corrupt(ValueError):
     """A malformed index; the owner of the file name turns it into a UserError."""
 
 
-# ---------------------------------------------------------------- CRC32C (Castagnoli, reflected, as LevelDB and TF use)
-_POLY = 0x82F63B78
-
-
-def _byte_table() -> np.ndarray:
-    reg = np.arange(256, dtype=np.uint32)
-    for _ in range(8):
-        reg = (reg >> 1) ^ (reg & 1) * np.uint32(_POLY)
-    return reg
-
-
-_TABLE_NP = _byte_table()
-_TABLE = _TABLE_NP.tolist()
-_ROW = 512  # bytes per row in the vectorised CRC: ~_ROW numpy steps plus len/_ROW Python steps per call
-
-
-def _zero_shift_tables(nbytes: int) -> list[list[int]]:
-    """Tables applying 'feed nbytes zero bytes' to a raw CRC register, one per register byte (the map is linear)."""
-    columns = []
-    for bit in range(32):
-        reg = 1 << bit
-        for _ in range(nbytes):
-            reg = _TABLE[reg & 0xFF] ^ (reg >> 8)
-        columns.append(reg)
-    tables = []
-    for k in range(4):
-        table = [0] * 256
-        for b in range(1, 256):
-            table[b] = table[b & (b - 1)] ^ columns[8 * k + (b & -b).bit_length() - 1]
-        tables.append(table)
-    return tables
-
-
-_SHIFT = _zero_shift_tables(_ROW)
-
-
-def crc32c_many(chunks: list) -> list[int]:
-    """CRC32C of each bytes-like chunk in one numpy pass, since a byte loop in Python costs ~1 s per 6 MB.
-
-    Each chunk is left-padded with zeros to whole rows (leading zeros leave a zero-initialised CRC unchanged; the usual
-    0xFFFFFFFF start equals inverting the first 4 bytes), all rows are CRC'd column by column at once, and each chunk's
-    row CRCs are then chained: crc(A + B) = shift_len(B)(crc(A)) ^ crc(B).
-    """
-    out: list[int | None] = [None] * len(chunks)
-    rows, spans, num_rows = [], [], 0
-    for i, chunk in enumerate(chunks):
-        data = np.frombuffer(chunk, np.uint8)
-        if data.size < 4:  # too short for the inversion trick; cheap in Python anyway
-            crc = 0xFFFFFFFF
-            for b in data.tolist():
-                crc = _TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-            out[i] = crc ^ 0xFFFFFFFF
-            continue
-        padded = np.zeros(-(-data.size // _ROW) * _ROW, np.uint8)
-        start = padded.size - data.size
-        padded[start:] = data
-        padded[start:start + 4] ^= 0xFF
-        spans.append((i, num_rows, padded.size // _ROW))
-        rows.append(padded)
-        num_rows += padded.size // _ROW
-    if rows:
-        matrix = np.concatenate(rows).reshape(-1, _ROW)
-        reg = np.zeros(matrix.shape[0], np.uint32)
-        for j in range(_ROW):
-            reg = _TABLE_NP[(reg ^ matrix[:, j]) & 0xFF] ^ (reg >> 8)
-        row_crcs = reg.tolist()
-        s0, s1, s2, s3 = _SHIFT
-        for i, first, count in spans:
-            crc = 0
-            for value in row_crcs[first:first + count]:
-                crc = s0[crc & 0xFF] ^ s1[(crc >> 8) & 0xFF] ^ s2[(crc >> 16) & 0xFF] ^ s3[crc >> 24] ^ value
-            out[i] = crc ^ 0xFFFFFFFF
-    return out  # type: ignore[return-value]
+def crc32c(data) -> int:
+    """CRC32C (Castagnoli, as LevelDB and TF use) of bytes-like ``data``: Google's C implementation."""
+    return google_crc32c.value(bytes(data))
 
 
 def _unmask(masked: int) -> int:
@@ -192,8 +122,8 @@ def _blocks(data: bytes, handles: list[tuple[int, int]]) -> list[bytes]:
         if data[offset + size] != 0:
             raise _Corrupt(f"its blocks are compressed (type {data[offset + size]}), which TensorFlow never writes "
                            "and this reader does not decode")
-    crcs = crc32c_many([memoryview(data)[offset:offset + size + 1] for offset, size in handles])
-    for (offset, size), crc in zip(handles, crcs):
+    for offset, size in handles:
+        crc = crc32c(memoryview(data)[offset:offset + size + 1])
         if _unmask(int.from_bytes(data[offset + size + 1:offset + size + 5], "little")) != crc:
             raise _Corrupt("a block fails its checksum")
     return [data[offset:offset + size] for offset, size in handles]
@@ -331,7 +261,7 @@ def _load(prefix: str, read: Callable[[str], bytes | None]) -> TFCheckpoint:
         if shard_data is None:
             raise UserError(f"Checkpoint data file {shard_name} is missing; put it next to {index_name}.")
         shards[shard] = shard_name, shard_data
-    arrays, covered = {}, []
+    arrays = {}
     for entry in entries:
         shard_name, shard_data = shards[entry.shard]
         if entry.offset + entry.size > len(shard_data):
@@ -343,11 +273,9 @@ def _load(prefix: str, read: Callable[[str], bytes | None]) -> TFCheckpoint:
         except _Corrupt as exc:
             raise UserError(f"Checkpoint {prefix} is corrupt: variable {entry.name!r}: {exc}; re-download or "
                             "re-copy it.") from None
-        covered.append(crc_bytes)
-    for entry, crc in zip(entries, crc32c_many(covered)):
-        if _unmask(entry.crc) != crc:
-            raise UserError(f"Checkpoint data file {shards[entry.shard][0]} is corrupt (variable {entry.name!r} fails "
-                            "its checksum); re-download or re-copy it.")
+        if _unmask(entry.crc) != crc32c(crc_bytes):
+            raise UserError(f"Checkpoint data file {shard_name} is corrupt (variable {entry.name!r} fails its "
+                            "checksum); re-download or re-copy it.")
     return TFCheckpoint(prefix, dict(sorted(arrays.items())))
 
 
