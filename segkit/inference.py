@@ -25,7 +25,6 @@ from segkit.errors import UserError
 from segkit.resolutions import RESOLUTIONS
 
 
-
 def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
     """The smallest size >= ``size`` of the form k * stride + 1 on both axes (the model's pixel grid)."""
     return tuple(-(-(n - 1) // stride) * stride + 1 for n in size)

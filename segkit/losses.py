@@ -15,7 +15,6 @@ from segkit.config import LOSSES
 from segkit.errors import UserError
 
 
-
 class CrossEntropy(nn.Module):
     """Mean cross-entropy over non-ignored pixels, each weighted by its class weight (as F.cross_entropy)."""
 

@@ -249,7 +249,6 @@ def tool():
     return load
 
 
-
 # ---- a small random-weight checkpoint and photos, for the deploy tests ----------------------------------------
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,6 @@ from segkit.data.labels import IGNORE_INDEX
 from segkit.errors import UserError
 
 
-
 def mean_std(mode: str) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Per-channel (mean, std) in 0..255 pixel units for a ``DataConfig.normalize`` mode."""
     if mode == "tf":  # x / 127.5 - 1, as the authors' TF models (trained from scratch)
