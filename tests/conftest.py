@@ -29,8 +29,7 @@ from segkit.models.tf_weights import tf_names  # noqa: E402
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SEGKIT_SHARED", ROOT.parent / "shared"))
-TF_REFERENCE = SHARED / "tf_reference"
+TF_REFERENCE = ROOT / "tests" / "data" / "tf_reference"  # what each file is: its README.md
 TF_VARIANTS = ("lraspp_large_os16", "lraspp_large_os32", "lraspp_small_os16", "lraspp_small_os32",
                "raspp_large_os16_f256")
 
@@ -40,24 +39,19 @@ def _seed():
     torch.manual_seed(0)
 
 
-# ---- the authors' reference graphs (../shared/tf_reference: part of the test inputs, CI has it) --------------
-
-def pytest_collection_modifyitems(config, items):
-    """SEGKIT_SKIP_TF_REFERENCE=1 skips the tests marked tf_reference where the data cannot be had; otherwise
-    its absence fails them (the ``reference`` fixture says where it was looked for)."""
-    if os.environ.get("SEGKIT_SKIP_TF_REFERENCE") == "1":
-        skip = pytest.mark.skip(reason="SEGKIT_SKIP_TF_REFERENCE=1")
-        for item in items:
-            if "tf_reference" in item.keywords:
-                item.add_marker(skip)
-
+# ---- the authors' reference graphs (tests/data/tf_reference, made by their deeplab code with random weights) ---
 
 @pytest.fixture(scope="session")
 def reference() -> Path:
     missing = [v for v in TF_VARIANTS if not (TF_REFERENCE / v / "model.ckpt.index").is_file()]
-    assert not missing, (f"the TF reference data is missing under {TF_REFERENCE} ({', '.join(missing)}); point "
-                         "SEGKIT_SHARED at the shared folder, or set SEGKIT_SKIP_TF_REFERENCE=1 to skip these tests")
+    assert not missing, f"the TF reference data is missing under {TF_REFERENCE} ({', '.join(missing)})"
     return TF_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def reference_image(reference) -> np.ndarray:
+    """The 1024x2048 RGB uint8 image every reference graph was run on."""
+    return cv2.imread(str(reference / "input" / "image.png"), cv2.IMREAD_UNCHANGED)[:, :, ::-1].copy()
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def zoo_tarball(tmp_path_factory, copy_reference):
     return tarball
 
 
-def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys, tool, reference):
+def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys, tool, reference, reference_image):
     out = tmp_path / "small.pt"
     code, stdout, stderr = convert(tool, capsys, str(zoo_tarball), "--config", SMALL_ZOO, "--out", str(out))
     assert code == 0, stderr
@@ -64,7 +64,7 @@ def test_converted_zoo_tarball_runs_in_every_tool(zoo_tarball, tmp_path, capsys,
 
     # infer, export, eval and benchmark take it as --checkpoint; training takes it as model.pretrained
     photo = tmp_path / "photo.png"
-    cv2.imwrite(str(photo), np.load(reference / "input" / "image_uint8.npy")[:256, :512, ::-1])
+    cv2.imwrite(str(photo), reference_image[:256, :512, ::-1])
     make_synthetic(tmp_path / "data", train=1, val=1, height=64, width=128, seed=0)
     commands = [
         ["infer.py", str(photo), "--checkpoint", str(out), "--out", str(tmp_path / "pred"), "--backend", "torch"],

@@ -27,33 +27,44 @@ def test_feature_strides(variant, minimal, output_stride):
     assert features["high"].shape[1] == backbone.high_channels
 
 
-PAPER = Path(__file__).resolve().parents[2] / "shared" / "PAPER.md"
+PAPER = Path(__file__).resolve().parents[1] / "docs" / "paper.md"
 
 
-def paper_blocks(variant: str) -> list[tuple]:
-    """Table 1 / Table 2 as ../shared/PAPER.md writes them ("bneck5 120,40,SE,RE,1 (×2)"), one tuple per block:
-    (kernel, expansion, out, SE, activation, stride)."""
-    text = " ".join(PAPER.read_text().split())
-    table = re.search(rf"{variant}: conv3x3 (.*?) · conv1x1", text)[1]
+def cell_value(cell: str, rf2: bool) -> int:
+    """A number as docs/paper.md's backbone tables write it: "**336** (672)" and "88 (168)" are the RF2 value and,
+    in parentheses, the paper's; "16 (none)" is 16 either way."""
+    pair = re.fullmatch(r"(\d+) \((\d+)\)", cell.replace("**", ""))
+    return int(pair[1] if rf2 else pair[2]) if pair else int(re.match(r"\d+", cell)[0])
+
+
+def paper_blocks(variant: str, rf2: bool) -> list[tuple]:
+    """Table 1 / Table 2 as docs/paper.md writes them (the table under "MobileNetV3-Large (output ..."), one tuple
+    per bottleneck: (kernel, expansion, out, SE squeeze width or 0, activation, stride, residual at OS32)."""
+    text = PAPER.read_text()
+    table = text[text.index(f"MobileNetV3-{variant} (output"):].split("\n\n")[1]
     blocks = []
-    for kernel, exp, out, se, act, stride, times in re.findall(
-            r"bneck(\d) (\d+),(\d+),(SE|–),(RE|HS),(\d)(?: \(×(\d)\))?", table):
-        blocks += [(int(kernel), int(exp), int(out), se == "SE", act, int(stride))] * int(times or 1)
+    for indices, cells in re.findall(r"^\| ([\d, ]+) \| (.+) \|$", table, re.M):  # bottlenecks: idx is numbers only
+        kernel, _, exp, out, se, activation, stride, residual = cells.split(" | ")
+        block = (int(kernel), cell_value(exp, rf2), cell_value(out, rf2), 0 if se == "–" else cell_value(se, rf2),
+                 activation, int(stride), residual.startswith("yes"))
+        blocks += [block] * len(indices.split(","))
     return blocks
 
 
+@pytest.mark.parametrize("rf2", [False, True])
 @pytest.mark.parametrize("variant", ["large", "small"])
-def test_built_blocks_are_the_papers_table(variant):
-    # the network as built (no RF2, output stride 32), block by block, against the paper's table
-    expected = paper_blocks(variant.capitalize())
+def test_built_blocks_are_the_papers_table(variant, rf2):
+    # the network as built (output stride 32, so every stride is the table's), block by block, against Table 1/2
+    expected = paper_blocks(variant.capitalize(), rf2)
     assert len(expected) == {"large": 15, "small": 11}[variant]
-    blocks = [m for m in mobilenet_v3(variant, rf2=False, output_stride=32).features if isinstance(m, InvertedResidual)]
+    blocks = [m for m in mobilenet_v3(variant, rf2=rf2, output_stride=32).features if isinstance(m, InvertedResidual)]
     built = []
     for block in blocks:
         layer = block.block[block.depthwise_index]
         activation = {nn.ReLU: "RE", nn.Hardswish: "HS"}[type(layer[2])]
-        se = any(isinstance(m, SqueezeExcitation) for m in block.block)
-        built.append((layer[0].kernel_size[0], block.expanded, block.out_channels, se, activation, layer[0].stride[0]))
+        se = [m.fc1.out_channels for m in block.block if isinstance(m, SqueezeExcitation)]
+        built.append((layer[0].kernel_size[0], block.expanded, block.out_channels, se[0] if se else 0, activation,
+                      layer[0].stride[0], block.use_residual))
     assert built == expected
 
 

@@ -1,5 +1,5 @@
-"""segkit.models.tf_weights against the authors' TF graphs (../shared/tf_reference, made by their deeplab code with
-random weights): logits, intermediate probes, the full-size upsampling and every prediction path's labels."""
+"""segkit.models.tf_weights against the authors' TF graphs (tests/data/tf_reference, made by their deeplab code
+with random weights): logits, intermediate probes, the full-size upsampling and every prediction path's labels."""
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,8 @@ def converted(reference, name):
 
 
 @pytest.fixture
-def photo(reference):
-    return np.load(reference / "input" / "image_uint8.npy")
+def photo(reference_image):
+    return reference_image
 
 
 @pytest.fixture
@@ -58,7 +58,7 @@ def test_logits_equal_the_authors_graph(name, network_input, reference):
     model = converted(reference, name)
     with torch.inference_mode():
         logits = model.logits(network_input)
-    expected = nhwc(np.load(reference / name / "logits_os8.npy"))
+    expected = nhwc(np.load(reference / name / "logits_os8.npz")["logits"])
     assert logits.shape == expected.shape  # 1/8 (1/16 for R-ASPP without skip)
     tolerance = 1e-4 * max(1.0, expected.abs().max().item())
     assert (logits - expected).abs().max().item() <= tolerance
