@@ -1,8 +1,9 @@
 """What the thin tools in tools/ share: user errors as one line (exit 2), the default-checkpoint rule and a
-checkpoint's model with an optional config file (the device rule is ``segkit.engine.distributed.resolve_device``)."""
+checkpoint's model with an optional config file (the device rule is ``segkit.devices.resolve_device``)."""
 from __future__ import annotations
 
 import functools
+import re
 import sys
 from pathlib import Path
 
@@ -12,14 +13,25 @@ from segkit.errors import UserError
 from segkit.models import load_model
 
 TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
+# The library's parameters and the flags that set them in the tools: a UserError about ``device='cuda:3'`` reads
+# ``--device 'cuda:3'`` on the command line.
+FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root", "checkpoint": "--checkpoint",
+         "out": "--out", "work_dir": "--work-dir", "resume": "--resume", "backend": "--backend",
+         "resolution": "--resolution", "camera": "--camera", "every": "--every", "max_frames": "--max-frames",
+         "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
+         "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed"}
 
 
 def user_message(exc: BaseException) -> str:
-    """The one-line message of a UserError, also when a DataLoader worker re-raised it with its traceback."""
+    """The one-line message of a UserError, also when a DataLoader worker re-raised it with its traceback, with
+    the flag in place of the library parameter it names (``FLAGS``)."""
     text = str(exc)
     if "Original Traceback" in text:  # torch's ExceptionWrapper: the message is the last traceback line
         last = [line for line in text.splitlines() if line.strip()][-1]
         text = last.split(": ", 1)[1] if last.startswith(("segkit.", "UserError")) else last
+    parameter = getattr(exc, "parameter", None)
+    if parameter in FLAGS:
+        text = re.sub(rf"(?<![\w.]){parameter}=", f"{FLAGS[parameter]} ", text)
     return text
 
 

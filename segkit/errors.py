@@ -10,7 +10,14 @@ import sys
 
 
 class UserError(Exception):
-    """A problem the user caused and can fix; the message says what and how."""
+    """A problem the user caused and can fix; the message says what and how.
+
+    The library names values by their parameter (``device='cuda:3' ...``); ``parameter`` says which one, so that a
+    command-line tool can show the flag that sets it instead (``segkit.cli.user_message``)."""
+
+    def __init__(self, message: str, parameter: str | None = None):
+        super().__init__(message)
+        self.parameter = parameter
 
 
 def abbreviate(names, limit: int = 6) -> str:

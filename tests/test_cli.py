@@ -28,6 +28,20 @@ def test_user_errors_exit_2_with_one_line(capsys):
     assert exit.value.code == 130
 
 
+def test_library_parameters_read_as_the_tools_flags(capsys):
+    @main_guard
+    def main():
+        raise UserError("device='cuda:3' asked for CUDA, but torch sees no GPU here; use device='cpu'.", "device")
+
+    with pytest.raises(SystemExit):
+        main()
+    assert capsys.readouterr().err == "error: --device 'cuda:3' asked for CUDA, but torch sees no GPU here; use " \
+                                      "--device 'cpu'.\n"
+    # only the parameter the error names, and only as a whole name
+    message = user_message(UserError("max_frames=0 and data.workers=2: every=0 must be at least 1", "every"))
+    assert message == "max_frames=0 and data.workers=2: --every 0 must be at least 1"
+
+
 def test_user_message_from_a_data_loader_worker():
     # torch re-raises a worker's exception with its traceback in the message: keep the user's sentence
     wrapped = UserError("Caught UserError in DataLoader worker process 0.\n"

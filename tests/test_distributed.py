@@ -23,7 +23,7 @@ def test_explicit_cuda_device_is_honoured(monkeypatch):
 
 
 def test_resolve_device_without_a_gpu():
-    from segkit.engine.distributed import resolve_device
+    from segkit.devices import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     if not torch.cuda.is_available():

@@ -19,7 +19,7 @@ from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
 from segkit.data.cityscapes import build_dataset, resolve_data_root
 from segkit.deploy.backends import BACKENDS, make_backend
-from segkit.engine.distributed import resolve_device
+from segkit.devices import resolve_device
 from segkit.engine.evaluator import (evaluate, format_table, official_evaluation, results_to_json,
                                      save_confusion_png, write_json_atomic)
 from segkit.errors import UserError

@@ -1,5 +1,5 @@
-"""Processes and devices: the one place that chooses a device and joins a torchrun process group, for training,
-evaluation and prediction alike."""
+"""Processes: joining a torchrun process group (the device each process takes follows ``segkit.devices``),
+gathering from ranks, seeding."""
 from __future__ import annotations
 
 import os
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from segkit.errors import UserError
+from segkit.devices import resolve_device
 
 
 @dataclass
@@ -29,28 +29,6 @@ class Runtime:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str | None, index: int | None = None) -> torch.device:
-    """``name`` ("cpu", "cuda", "cuda:N"; None: CUDA when available) as a device, made current on CUDA;
-    ``index`` (torchrun's LOCAL_RANK) replaces the GPU number. One sentence for a device this machine lacks."""
-    try:
-        wanted = torch.device(name) if name is not None else None
-    except RuntimeError:
-        raise UserError(f"--device {name!r} is not a device; use cpu, cuda or cuda:N.") from None
-    use_cuda = torch.cuda.is_available() if wanted is None else wanted.type == "cuda"
-    if use_cuda and not torch.cuda.is_available():
-        raise UserError(f"--device {name} asked for CUDA, but torch sees no GPU here; use --device cpu.")
-    if not use_cuda:
-        if wanted is not None and wanted.type != "cpu":
-            raise UserError(f"--device {name} is not supported; use cpu or cuda[:N].")
-        return torch.device("cpu")
-    gpu = index if index is not None else (wanted.index if wanted is not None and wanted.index is not None else 0)
-    if gpu >= torch.cuda.device_count():
-        raise UserError(f"--device {name or 'cuda'} needs GPU {gpu}, but torch sees {torch.cuda.device_count()}; "
-                        f"choose one of cuda:0..{torch.cuda.device_count() - 1}.")
-    torch.cuda.set_device(gpu)
-    return torch.device("cuda", gpu)
 
 
 def setup_runtime(device: str | None = None) -> Runtime:
