@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from segkit.config import load_config
-from segkit.engine.checkpoint import find_latest_checkpoint
+from segkit.checkpoint import find_latest_checkpoint
 from segkit.errors import UserError
 from segkit.models import load_model
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -44,6 +45,11 @@ def atomic_open(path, mode: str = "wb", fsync: bool = False):
 def atomic_write_bytes(path, data: bytes) -> None:
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def write_json_atomic(path, data) -> None:
+    """``data`` as indented JSON (no NaN: strict JSON readers reject it), written atomically."""
+    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
 
 
 def write_png(path, image, compression: int = 3) -> None:

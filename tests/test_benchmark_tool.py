@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from segkit.config import Config, ModelConfig
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

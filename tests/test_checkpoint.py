@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from segkit.engine.checkpoint import (capture_rng_state, find_latest_checkpoint, load_checkpoint, restore_rng_state,
-                                      save_checkpoint)
+from segkit.checkpoint import (capture_rng_state, find_latest_checkpoint, load_checkpoint, restore_rng_state,
+                              save_checkpoint)
 from segkit.errors import UserError
 
 

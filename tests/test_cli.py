@@ -5,7 +5,7 @@ import pytest
 
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint, user_message
 from segkit.config import Config, ModelConfig
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.errors import UserError
 from segkit.models import build_model
 

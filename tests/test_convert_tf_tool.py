@@ -14,7 +14,7 @@ import torch
 
 from segkit.config import load_config
 from segkit.data.synthetic import make_synthetic
-from segkit.engine.checkpoint import load_checkpoint
+from segkit.checkpoint import load_checkpoint
 from segkit.models import build_model, from_checkpoint
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 

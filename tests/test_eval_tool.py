@@ -12,7 +12,7 @@ from PIL import Image
 from segkit.config import Config, ModelConfig
 from segkit.data.labels import CLASS_NAMES
 from segkit.data.synthetic import make_synthetic
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.models import build_model
 
 REPO = Path(__file__).resolve().parents[1]

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from segkit.config import Config, ModelConfig
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from segkit.config import Config, ModelConfig
 from segkit.deploy.backends import cpu_has_bf16
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.models import build_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -189,7 +189,7 @@ def test_slim_imagenet_checkpoint_initialises_what_fits(tmp_path, tf_bundle):
 
 def test_pretrained_segkit_checkpoint_for_fine_tuning(tmp_path):
     from segkit.config import Config
-    from segkit.engine.checkpoint import save_checkpoint
+    from segkit.checkpoint import save_checkpoint
 
     source = build_model(ModelConfig(backbone="mobilenet_v3_small"))
     path = tmp_path / "converted.pt"

@@ -13,7 +13,7 @@ import torch
 
 from segkit.config import Config, DataConfig, ModelConfig, TrainConfig
 from segkit.data.synthetic import make_synthetic
-from segkit.engine.checkpoint import load_checkpoint
+from segkit.checkpoint import load_checkpoint
 from segkit.engine.trainer import train
 from segkit.errors import UserError
 from segkit.models import build_model

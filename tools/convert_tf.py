@@ -21,7 +21,7 @@ from pathlib import Path
 from segkit.cli import main_guard
 from segkit.complexity import count_parameters
 from segkit.config import load_config
-from segkit.engine.checkpoint import save_checkpoint
+from segkit.checkpoint import save_checkpoint
 from segkit.errors import UserError
 from segkit.models import build_model
 from segkit.models.tf_checkpoint import read_tf_checkpoint

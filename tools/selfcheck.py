@@ -602,7 +602,7 @@ def child_untrained(path: str, config_path: str) -> None:
     import torch
 
     from segkit.config import load_config
-    from segkit.engine.checkpoint import save_checkpoint
+    from segkit.checkpoint import save_checkpoint
     from segkit.models import build_model
 
     config = load_config(config_path)

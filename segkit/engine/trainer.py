@@ -22,7 +22,7 @@ from tqdm import tqdm
 from segkit.config import Config, ModelConfig
 from segkit.data.cityscapes import build_dataset, worker_init_fn
 from segkit.data.labels import IGNORE_INDEX
-from segkit.engine.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+from segkit.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate
 from segkit.engine.runlog import RunLog, plot_curves, trim_log
@@ -32,7 +32,7 @@ from segkit.errors import UserError
 from segkit.inference import grid_size, model_labels
 from segkit.losses import build_loss
 from segkit.models import build_model
-from segkit.models.checkpoint import load_checkpoint
+from segkit.checkpoint import load_checkpoint
 
 
 @dataclass

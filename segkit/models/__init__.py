@@ -9,7 +9,7 @@ from torch import nn
 from segkit.config import Config, ModelConfig
 from segkit.errors import UserError, abbreviate
 from segkit.models.blocks import Backbone, zero_init_residual
-from segkit.models.checkpoint import load_checkpoint
+from segkit.checkpoint import load_checkpoint
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
 from segkit.models.mobilenetv2 import mobilenet_v2
 from segkit.models.mobilenetv3 import mobilenet_v3

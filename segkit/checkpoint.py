@@ -1,25 +1,50 @@
-"""Checkpoint files: atomic save, safe load, RNG state for exact resume.
+"""Checkpoint files: atomic save, safe load, the newest of a runs folder, and the RNG state for exact resume.
 
 A checkpoint is a dict saved with ``torch.save`` and loadable with ``torch.load(path, weights_only=True)``:
 ``model`` (state dict), ``config`` (plain data), ``iteration``; a resumable one also holds ``optimizer``,
 ``scheduler``, ``scaler``, ``rng`` (from ``capture_rng_state``) and the sampler position. Everything in it must
-be tensors or plain Python data, or the weights-only loader refuses it. Reading one, and building its model,
-belong to ``segkit.models`` (re-exported here).
+be tensors or plain Python data, or the weights-only loader refuses it. Building the model a checkpoint describes
+is ``segkit.models.load_model``.
 """
 from __future__ import annotations
 
+import pickle
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from segkit.errors import UserError
 from segkit.fileio import atomic_open
-from segkit.models import load_model
-from segkit.models.checkpoint import load_checkpoint
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_model", "find_latest_checkpoint", "capture_rng_state",
-           "restore_rng_state"]
+REQUIRED_KEYS = ("model", "config", "iteration")
+
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    """Load a segkit checkpoint with the weights-only unpickler; UserError for anything a user can fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint={str(path)!r} does not exist; train one with tools/train.py.", "checkpoint")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "allowed global" in str(e):  # a valid pickle of arbitrary objects: someone else's file
+            raise UserError(f"{path} is not a segkit checkpoint (it holds objects other than tensors and plain "
+                            f"data, which are not loaded for safety).") from None
+        raise UserError(f"checkpoint {path} is truncated or corrupt ({_first_line(e)}); use another one.") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        raise UserError(f"checkpoint {path} is truncated or corrupt ({_first_line(e)}); use another one.") from None
+    missing = [k for k in REQUIRED_KEYS if not (isinstance(state, dict) and k in state)]
+    if missing:
+        raise UserError(f"{path} is not a segkit checkpoint (it lacks {', '.join(missing)}).")
+    return state
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else type(error).__name__
 
 
 def save_checkpoint(path, state: dict) -> None:
