@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DATA := data/synthetic
-DEMO_IMAGE := $(DEMO_DATA)/leftImg8bit/val/synthmund/synthmund_000000_000019_leftImg8bit.png
+# The image the demo infers, named by the package (recursive `=`: evaluated in the recipe, once .venv exists).
+DEMO_IMAGE = $(shell $(PY) -c 'from segkit.data.synthetic import demo_image; print(demo_image("$(DEMO_DATA)"))')
 
 .PHONY: demo test lint install clean
 
@@ -31,7 +32,7 @@ demo: $(STAMP)
 	$(PY) tools/infer.py $(DEMO_IMAGE) --checkpoint runs/demo/best.pt --out runs/demo
 	@echo
 	@echo "demo done: runs/demo/ holds best.pt, last.pt, log.jsonl, curves.png (loss, lr, mIoU), eval.json,"
-	@echo "and the inferred image synthmund_000000_000019_leftImg8bit_{color,overlay,labelIds}.png"
+	@echo "and the inferred image $(basename $(notdir $(DEMO_IMAGE)))_{color,overlay,labelIds}.png"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

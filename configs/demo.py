@@ -4,9 +4,7 @@ scratch on the synthetic city in a few minutes on a 2-core CPU (`make demo`).
 It departs from the authors' recipe (configs/lraspp_large.py) only where a budget of ~800 iterations demands it;
 each change below says why, and BENCHMARKS.md records what the changes were worth when they were chosen.
 """
-from pathlib import Path
-
-from segkit.config import read_config
+from segkit.config import table7_config
 
 # sqrt(median frequency / frequency) over the training labels of the demo's data set
 # (`tools/make_synthetic.py --out data/synthetic --train 60 --val 10 --height 512 --width 1024`, seed 0),
@@ -14,7 +12,7 @@ from segkit.config import read_config
 CLASS_WEIGHTS = (0.5, 0.64, 0.5, 1.45, 1.54, 1.0, 3.16, 2.04, 0.5, 1.81, 0.5, 1.82, 1.99, 0.53, 0.6, 0.64, 1.0, 1.95,
                  2.26)
 
-config = read_config(Path(__file__).parent / "table7" / "row08_v3_rf2_lraspp128.py")
+config = table7_config(8)
 config.name = "demo"
 # BatchNorm statistics must catch up within a few hundred steps (the default 0.01 is made for 90k), and residual
 # blocks start as the identity, which trains a deep network from scratch faster.

@@ -4,9 +4,7 @@
 input. For torchvision's ImageNet initialisation: --set model.pretrained=imagenet data.normalize=imagenet; for
 the authors' slim ImageNet checkpoint: --set model.pretrained=v3-large_224_1.0_float.tgz.
 """
-from pathlib import Path
+from segkit.config import table7_config
 
-from segkit.config import read_config
-
-config = read_config(Path(__file__).parent / "table7" / "row08_v3_rf2_lraspp128.py")
+config = table7_config(8)
 config.name = "lraspp_large"

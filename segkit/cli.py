@@ -19,7 +19,8 @@ FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root
          "out": "--out", "work_dir": "--work-dir", "resume": "--resume", "backend": "--backend",
          "resolution": "--resolution", "camera": "--camera", "every": "--every", "max_frames": "--max-frames",
          "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
-         "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed"}
+         "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed",
+         "opset": "--opset"}
 
 
 def user_message(exc: BaseException) -> str:

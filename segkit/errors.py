@@ -2,9 +2,10 @@
 
 Command-line tools catch it and print its one-sentence message without a traceback (see ``segkit.cli``);
 ``quiet_native_stderr`` keeps C libraries from printing their own lines beside it; ``abbreviate`` fits a list
-of names into one.
+of names into one; ``check_choice`` is the one did-you-mean.
 """
 import contextlib
+import difflib
 import os
 import sys
 
@@ -18,6 +19,14 @@ class UserError(Exception):
     def __init__(self, message: str, parameter: str | None = None):
         super().__init__(message)
         self.parameter = parameter
+
+
+def check_choice(key: str, value, choices, parameter: str | None = None) -> None:
+    """One sentence when ``value`` is not one of ``choices``: the closest choice, else all of them."""
+    if value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(map(str, choices))}."
+        raise UserError(f"{key}={value!r} is unknown; {hint}", parameter)
 
 
 def abbreviate(names, limit: int = 6) -> str:

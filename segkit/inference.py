@@ -1,17 +1,21 @@
-"""Running a segmentor on whole images: the pixel grid, full or half resolution, test-time augmentation.
+"""Running a segmentor on whole images: the prediction plan (the pixel grid), full or half resolution, TTA.
 
-One place for what evaluation, inference and benchmarks share, so that they measure the same thing.
+One place for what evaluation, inference, export and benchmarks share, so that they compute the same thing.
 
 The pixel grid (deeplab's eval geometry, docs/paper.md#pixel-grid-eval-geometry): the authors' resizes are all
 align_corners=True, which puts cell i of a stride-s map on input pixel s*i -- exact only when the input has
 k*s + 1 pixels. So a prediction pads the image bottom/right to the next size of the form k * output_stride + 1
 (``grid_size``: 1024x2048 -> 1025x2049, 512x1024 -> 513x1025, 375x500 -> 385x513 at OS16) with 0 after
 normalisation (the mean pixel: 127.5 for the TF models), runs the network there, upsamples its logits
-(align_corners) to the padded size and crops the image's own pixels (``predict_logits``). Every strided conv then
-sees odd sizes, where TF's SAME padding is symmetric.
+(align_corners) to the padded size and crops the image's own pixels. Every strided conv then sees odd sizes,
+where TF's SAME padding is symmetric.
 
 Half resolution = the normalised image area-downsampled by 2 (1024x2048 -> 512x1024), predicted on the grid there,
 and its logits bilinearly upsampled (half-pixel centres, the geometry of the 2x2 area mean) to the original size.
+
+``plan_prediction`` writes this down once per image size as a ``GridPlan``; every path executes that plan: the
+evaluator's reference densely (``GridPlan.upsample``), ``segkit.deploy.labelmap.label_map`` sparsely, the deploy
+backends and ``segkit.deploy.export`` inside their graphs. Changing the grid rule is a change to ``grid_size``.
 """
 from __future__ import annotations
 
@@ -22,11 +26,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from segkit.errors import UserError
-from segkit.resolutions import RESOLUTIONS
+from segkit.resolutions import resolution as find_resolution
+
+# One step from head logits towards the label map: (kind, (height, width)), with kind
+#   "corners": bilinear resize with align_corners=True (TF's resize: logits to the padded network input),
+#   "crop":    keep the first rows and columns (the network input's own pixels inside the padded grid),
+#   "centers": bilinear resize with align_corners=False (from a resized image back to the image: upsample_logits).
+ResizeStep = tuple[str, tuple[int, int]]
 
 
 def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """The smallest size >= ``size`` of the form k * stride + 1 on both axes (the model's pixel grid)."""
+    """The grid rule: the smallest size >= ``size`` of the form k * stride + 1 on both axes."""
     return tuple(-(-(n - 1) // stride) * stride + 1 for n in size)
 
 
@@ -35,13 +45,71 @@ def grid_stride(model) -> int:
     return int(getattr(model, "output_stride", 1))
 
 
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+@dataclass(frozen=True)
+class GridPlan:
+    """The geometry of one prediction: an image of ``image_size`` is resized to ``network_size`` (the resolution's
+    scale), padded bottom/right to ``padded_size`` (the pixel grid), and the network's logits are taken through
+    ``steps`` back to ``image_size``."""
+
+    image_size: tuple[int, int]
+    network_size: tuple[int, int]
+    padded_size: tuple[int, int]
+
+    @property
+    def steps(self) -> tuple[ResizeStep, ...]:
+        """Head logits -> logits at the image size: upsample to the padded input (TF's align_corners), crop the
+        network input's own pixels, then, for a resized image, upsample to the image (half-pixel centres)."""
+        steps = [("corners", self.padded_size)]
+        if self.network_size != self.padded_size:
+            steps.append(("crop", self.network_size))
+        if self.image_size != self.network_size:
+            steps.append(("centers", self.image_size))
+        return tuple(steps)
+
+    def resize(self, images: torch.Tensor) -> torch.Tensor:
+        """Normalised images (N, C, *image_size) at the network size (``resize_images``)."""
+        return resize_images(images, self.network_size)
+
+    def pad(self, images: torch.Tensor) -> torch.Tensor:
+        """Images of the network size padded bottom/right with 0 (the mean pixel) to the grid."""
+        if tuple(images.shape[-2:]) == self.padded_size:
+            return images
+        bottom, right = (p - int(n) for p, n in zip(self.padded_size, images.shape[-2:]))
+        return F.pad(images, (0, right, 0, bottom))
+
+    def network_input(self, images: torch.Tensor) -> torch.Tensor:
+        """What the network runs on: the images resized, then padded to the grid."""
+        return self.pad(self.resize(images))
+
+    def upsample(self, logits: torch.Tensor) -> torch.Tensor:
+        """The plan executed densely: head logits through every step to (N, C, *image_size). A step is skipped
+        where the logits already have its size (a module whose output is at its input size)."""
+        for kind, size in self.steps:
+            if kind == "crop":
+                logits = logits[..., : size[0], : size[1]]
+            elif tuple(logits.shape[-2:]) != size:
+                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=kind == "corners")
+        return logits
+
+
+def plan_prediction(image_size: tuple[int, int], stride: int, scale: float = 1.0) -> GridPlan:
+    """The plan of an image of ``image_size`` run at ``scale`` times its size by a network of output ``stride``."""
+    network_size = scaled_size(tuple(int(n) for n in image_size), scale)
+    return GridPlan(tuple(int(n) for n in image_size), network_size, grid_size(network_size, stride))
+
+
+def plan_for(image_size: tuple[int, int], resolution: str, stride: int) -> GridPlan:
+    """The plan of an image at a named resolution ("full", "half": ``segkit.resolutions``)."""
+    return plan_prediction(image_size, stride, find_resolution(resolution).scale)
+
+
 def pad_to_grid(images: torch.Tensor, stride: int) -> torch.Tensor:
-    """Pad normalised images (N, C, H, W) bottom/right with 0 (the mean pixel) to ``grid_size``."""
-    height, width = (int(n) for n in images.shape[-2:])  # int(): constants, not shape ops, in traced exports
-    padded_h, padded_w = grid_size((height, width), stride)
-    if (padded_h, padded_w) == (height, width):
-        return images
-    return F.pad(images, (0, padded_w - width, 0, padded_h - height))
+    """Normalised images (N, C, H, W) padded bottom/right with 0 to the grid (their full-resolution plan)."""
+    return plan_prediction(images.shape[-2:], stride).pad(images)
 
 
 def network_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
@@ -50,18 +118,9 @@ def network_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def predict_logits(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
-    """Logits (N, C, H, W) of normalised ``images`` on the model's pixel grid: pad, run, upsample to the padded
-    size with align_corners (the TF resize), crop the image's pixels."""
-    height, width = (int(n) for n in images.shape[-2:])
-    padded = pad_to_grid(images, grid_stride(model))
-    logits = network_logits(model, padded)
-    if tuple(logits.shape[-2:]) != tuple(padded.shape[-2:]):
-        logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear", align_corners=True)
-    return logits[..., :height, :width]
-
-
-def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+    """Logits (N, C, H, W) of normalised ``images`` at full resolution: their plan, executed densely."""
+    plan = plan_prediction(images.shape[-2:], grid_stride(model))
+    return plan.upsample(network_logits(model, plan.network_input(images)))
 
 
 def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -117,21 +176,21 @@ class TTA:
 def predict_scores(model: nn.Module, images: torch.Tensor, resolution: str = "full", tta: TTA = TTA()) -> torch.Tensor:
     """Class scores (N, C, H, W) at the input size: logits without TTA, averaged softmax probabilities with it.
 
-    ``images`` are normalised (N, 3, H, W); the network runs at ``RESOLUTIONS[resolution].scale`` times the size
-    (times each TTA scale), each view on the pixel grid (``predict_logits``)."""
-    size = tuple(images.shape[-2:])
-    base = RESOLUTIONS[resolution].scale
+    ``images`` are normalised (N, 3, H, W); the network runs at the resolution's scale times the size (times each
+    TTA scale), each view through its ``GridPlan``, executed densely."""
+    size, stride = tuple(images.shape[-2:]), grid_stride(model)
+    base = find_resolution(resolution).scale
     if tta.is_identity:
-        return upsample_logits(predict_logits(model, resize_images(images, scaled_size(size, base))), size)
+        plan = plan_prediction(size, stride, base)
+        return plan.upsample(network_logits(model, plan.network_input(images)))
     total = None
     for scale in tta.scales:
-        scaled = resize_images(images, scaled_size(size, base * scale))
-        views = [scaled, scaled.flip(-1)] if tta.flip else [scaled]
-        for index, view in enumerate(views):
-            logits = predict_logits(model, view)
-            if index == 1:
-                logits = logits.flip(-1)
-            probs = upsample_logits(logits, size).softmax(dim=1)
+        plan = plan_prediction(size, stride, base * scale)
+        resized = plan.resize(images)
+        for flip in (False, True) if tta.flip else (False,):
+            logits = network_logits(model, plan.pad(resized.flip(-1) if flip else resized))
+            probs = plan.upsample(logits).softmax(dim=1)
+            probs = probs.flip(-1) if flip else probs
             total = probs if total is None else total + probs
     return total / (len(tta.scales) * (2 if tta.flip else 1))
 
@@ -160,7 +219,8 @@ class SlidingWindow:
         try:
             height, width = (int(v) for v in text.lower().replace("x", ",").split(","))
         except ValueError:
-            raise UserError(f"--sliding-window {text!r} must be H,W in pixels, e.g. 512,1024.") from None
+            raise UserError(f"sliding_window={text!r} must be H,W in pixels, e.g. 512,1024.",
+                            "sliding_window") from None
         return cls((height, width), overlap)
 
 
@@ -170,8 +230,8 @@ def sliding_window_scores(model: nn.Module, images: torch.Tensor, window: Slidin
     """Like ``predict_scores`` but the network sees overlapping tiles of ``window.size`` (for inputs that do not
     fit in memory); overlapping scores are averaged. The image is first resized for ``resolution`` exactly as in
     ``predict_scores``, tiled there, and the stitched scores are upsampled to the input size."""
-    size = tuple(images.shape[-2:])
-    scaled = resize_images(images, scaled_size(size, RESOLUTIONS[resolution].scale))
+    plan = plan_prediction(images.shape[-2:], 1, find_resolution(resolution).scale)  # tiles pad to their own grid
+    scaled = plan.resize(images)
     height, width = scaled.shape[-2:]
     total, count = None, torch.zeros((1, 1, height, width), device=images.device)
     for top, left, bottom, right in _tiles((height, width), window):
@@ -180,7 +240,7 @@ def sliding_window_scores(model: nn.Module, images: torch.Tensor, window: Slidin
             total = scores.new_zeros((scores.shape[0], scores.shape[1], height, width))
         total[..., top:bottom, left:right] += scores
         count[..., top:bottom, left:right] += 1
-    return upsample_logits(total / count, size)
+    return plan.upsample(total / count)
 
 
 def _tiles(size: tuple[int, int], window: SlidingWindow):

@@ -36,7 +36,8 @@ class Scores:
     pixel_acc: float  # correct / evaluated pixels (ignore-labelled pixels excluded)
 
     def to_percent_dict(self, class_names=CITYSCAPES_CLASSES) -> dict:
-        """The eval JSON's per-resolution block (DESIGN.md): percent, classes by name, NaN as None (valid JSON)."""
+        """The eval JSON's per-resolution block (docs/architecture.md#output-formats): percent, classes by name,
+        NaN as None (valid JSON)."""
 
         def pct(value):
             return None if math.isnan(value) else 100.0 * value

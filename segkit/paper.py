@@ -1,4 +1,5 @@
-"""The published numbers segkit is checked against: Table 7 of "Searching for MobileNetV3" (Cityscapes val).
+"""What segkit takes from "Searching for MobileNetV3" as published: Table 7 (Cityscapes val), the numbers segkit is
+checked against, and the authors' training crop.
 
 Params and MAdds are the whole network, MAdds at 1024x2048; CPU(f) / CPU(h) are seconds on one large core of a
 Pixel 3 at 1024x2048 / 512x1024. ``tools/benchmark.py --table7`` prints ours beside these, row by row.
@@ -6,6 +7,10 @@ Pixel 3 at 1024x2048 / 512x1024. ``tools/benchmark.py --table7`` prints ours bes
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# (height, width) of the authors' Cityscapes training crops, also their LR-ASPP gate's image_pooling_crop_size
+# (docs/paper.md#training-recipes): the default of data.crop_size and of the gate's pool window.
+TRAINING_CROP = (769, 769)
 
 
 @dataclass(frozen=True)

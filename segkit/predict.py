@@ -1,5 +1,107 @@
-"""``segkit.predict.Predictor``, the name the design and the README give: the Predictor lives in
-``segkit.deploy.predictor`` (re-exported here)."""
-from segkit.deploy.predictor import Predictor, Timing, overlay
+"""Predictor: an RGB photo in, a Cityscapes trainId label map out, on the fastest backend of this machine.
 
-__all__ = ["Predictor", "Timing", "overlay"]
+    from segkit.predict import Predictor, overlay
+    predictor = Predictor.from_checkpoint("runs/lraspp_large/best.pt")      # backend="auto"
+    labels = predictor.predict(image)                # (H, W) uint8 trainIds at the image's size
+    Image.fromarray(overlay(image, labels))
+
+A prediction is a ``segkit.inference.GridPlan`` (made for the photo's size, the resolution and the model's output
+stride) executed by a backend (``segkit.deploy.backends``): the photo to the plan's network input, the network to
+the head logits, the logits to the label map. The Predictor checks the photo, makes the plan and times the steps.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from segkit.deploy.backends import Backend, PhotoInput, make_backend
+from segkit.deploy.photos import overlay
+from segkit.errors import UserError
+from segkit.inference import GridPlan, plan_for
+from segkit.models import load_model
+from segkit.resolutions import resolution as check_resolution
+
+MIN_PHOTO_SIZE = 32  # pixels, each side: below that the network's strided layers run out of image
+
+__all__ = ["MIN_PHOTO_SIZE", "Predictor", "Timing", "check_photo", "overlay"]
+
+
+@dataclass
+class Timing:
+    """Milliseconds of the last ``predict``: preprocessing (normalise, resize, pad) and the network to labels."""
+
+    preprocess_ms: float = 0.0
+    network_ms: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.preprocess_ms + self.network_ms
+
+
+@dataclass
+class Predictor:
+    """RGB uint8 image -> trainId label map with one backend; build it with ``from_checkpoint``."""
+
+    backend: Backend
+    normalize: str = "tf"
+    num_classes: int = 19
+    checkpoint: Path | None = None
+    last_timing: Timing = field(default_factory=Timing)
+
+    @classmethod
+    def from_model(cls, model: nn.Module, normalize: str = "tf", backend: str = "auto", device=None,
+                   threads: int | None = None, checkpoint: Path | None = None) -> "Predictor":
+        """``threads``: the ONNX Runtime / OpenVINO thread pool; PyTorch's is the process's
+        (``torch.set_num_threads``)."""
+        return cls(make_backend(model, backend, device, threads), normalize, model.num_classes, checkpoint)
+
+    @classmethod
+    def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None) -> "Predictor":
+        model, config, _ = load_model(path)
+        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path))
+
+    @property
+    def backend_name(self) -> str:
+        return self.backend.name
+
+    @torch.inference_mode()
+    def predict(self, image: np.ndarray, resolution: str = "full") -> np.ndarray:
+        """trainIds (H, W) uint8 of an RGB uint8 image (H, W, 3), the network run at ``resolution``."""
+        image = check_photo(image, resolution)
+        plan = plan_for(image.shape[:2], resolution, self.backend.stride)
+        start = time.perf_counter()
+        inputs = self.backend.inputs(image, plan, self.normalize)
+        middle = time.perf_counter()
+        labels = self.backend.labels(self.backend.logits(inputs, plan), plan).numpy()
+        # A backend whose graph starts at the photo's pixels (OpenVINO) does no preprocessing of its own.
+        preprocess = 0.0 if isinstance(inputs, PhotoInput) else middle - start
+        self.last_timing = Timing(1000 * preprocess, 1000 * (time.perf_counter() - middle))
+        return labels
+
+    @torch.inference_mode()
+    def logits(self, image: np.ndarray, resolution: str = "full") -> tuple[torch.Tensor, GridPlan]:
+        """(head logits (1, C, h, w) on the CPU, the plan): ``label_map(*predictor.logits(image))`` are
+        ``predict``'s labels (``segkit.deploy.labelmap.label_map``); video smoothing averages the logits."""
+        image = check_photo(image, resolution)
+        plan = plan_for(image.shape[:2], resolution, self.backend.stride)
+        start = time.perf_counter()
+        logits = self.backend.logits(self.backend.inputs(image, plan, self.normalize), plan).cpu()
+        self.last_timing = Timing(0.0, 1000 * (time.perf_counter() - start))
+        return logits, plan
+
+
+def check_photo(image, resolution: str = "full") -> np.ndarray:
+    """The photo as an array, or one sentence on what is wrong with it (or with ``resolution``)."""
+    check_resolution(resolution)
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
+    if min(image.shape[:2]) < MIN_PHOTO_SIZE:
+        raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
+                        f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
+    return image

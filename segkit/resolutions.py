@@ -6,10 +6,9 @@ times on: CPU(f) at 1024x2048 and CPU(h) at 512x1024.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
-from segkit.errors import UserError
+from segkit.errors import check_choice
 
 
 @dataclass(frozen=True)
@@ -24,8 +23,5 @@ RESOLUTIONS = {"full": Resolution("full", 1.0, (1024, 2048)), "half": Resolution
 
 def resolution(name: str) -> Resolution:
     """The resolution called ``name``, or one sentence naming the choices (the one check of a resolution name)."""
-    if name not in RESOLUTIONS:
-        close = difflib.get_close_matches(str(name), RESOLUTIONS, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of {', '.join(RESOLUTIONS)}."
-        raise UserError(f"resolution={name!r} is unknown; {hint}", "resolution")
+    check_choice("resolution", name, RESOLUTIONS, "resolution")
     return RESOLUTIONS[name]

@@ -4,26 +4,33 @@ import pytest
 import torch
 
 import segkit.deploy.backends as backends
-from segkit.deploy.backends import CACHED_SIZES, HeadLogits, cpu_has_bf16, make_backend
-from segkit.deploy.predictor import Predictor
+from segkit.deploy.backends import BACKEND_CHOICES, BACKENDS, CACHED_SIZES, cpu_has_bf16, make_backend
+from segkit.deploy.export import HeadLogits
 from segkit.errors import UserError
+from segkit.inference import plan_prediction
+from segkit.predict import Predictor
 
 
-def test_auto_backend_works_here_and_falls_back_when_runtimes_are_missing(small_checkpoint, photos, monkeypatch):
-    import sys
-
+def test_auto_backend_works_here_and_without_native_bf16(small_checkpoint, photos, monkeypatch):
     path, model, config = small_checkpoint
     image = photos.random(96, 160, seed=4)
     expected = photos.eager(model, image, config.data.normalize, "full")
     predictor = Predictor.from_checkpoint(path)  # auto: whatever this machine's fastest path is
     clear = photos.clear(model, image, config.data.normalize, "full")  # bfloat16 may flip near-ties
     assert (predictor.predict(image) == expected)[clear].mean() >= 0.999
-    # without native bfloat16, then without OpenVINO and ONNX Runtime, auto still gives a working predictor
+    # without native bfloat16 auto takes ONNX Runtime in float32 (both runtimes are required packages)
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
-    assert (Predictor.from_checkpoint(path).predict(image) == expected).mean() >= 0.999
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as when not installed
     fallback = Predictor.from_checkpoint(path)
-    assert fallback.backend_name == "torch" and (fallback.predict(image) == expected).mean() >= 0.999
+    assert fallback.backend_name == "onnxruntime" and (fallback.predict(image) == expected).mean() >= 0.999
+
+
+def test_one_table_of_backends():
+    assert BACKEND_CHOICES == ("auto", *BACKENDS) and set(BACKENDS) == {"torch", "onnxruntime", "openvino",
+                                                                        "openvino-bf16"}
+    with pytest.raises(UserError, match="backend='tensorrt' is unknown"):
+        make_backend(None, "tensorrt")
+    with pytest.raises(UserError, match="threads=0 must be at least 1"):
+        make_backend(None, "torch", threads=0)
 
 
 def test_openvino_float32_network_equals_pytorch(small_checkpoint, photos):
@@ -31,7 +38,7 @@ def test_openvino_float32_network_equals_pytorch(small_checkpoint, photos):
     images = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         expected = HeadLogits(model.eval())(images)
-    got = make_backend(model, "openvino").network(images)
+    got = make_backend(model, "openvino").logits(images, plan_prediction((96, 160), 16))
     assert expected.abs().max() > 0.1
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
@@ -64,6 +71,6 @@ def test_compiled_graphs_per_size_are_bounded(small_checkpoint, photos):
     heights = range(40, 40 + 16 * (CACHED_SIZES + 2), 16)  # padded to 49, 65, ...: a new network size each
     for height in heights:
         predictor.predict(photos.random(height, 48))
-    assert len(predictor.backend.sessions) == CACHED_SIZES
-    assert (heights[-1] + 9, 49) in predictor.backend.sessions  # the most recent kept, the oldest dropped
-    assert (49, 49) not in predictor.backend.sessions
+    assert len(predictor.backend.graphs) == CACHED_SIZES
+    assert (heights[-1] + 9, 49) in predictor.backend.graphs  # the most recent kept, the oldest dropped
+    assert (49, 49) not in predictor.backend.graphs

@@ -1,7 +1,13 @@
+import subprocess
+import sys
+
 import pytest
 
-from segkit.config import Config, apply_override, load_config
+from segkit.config import (ALIASES, Config, ModelConfig, OptimizerConfig, apply_override, load_config, table7_config,
+                           validate)
 from segkit.errors import UserError
+from segkit.models.backbones import BACKBONES
+from segkit.paper import TABLE7, TRAINING_CROP
 
 
 def write(tmp_path, text, name="exp.py"):
@@ -124,8 +130,6 @@ def test_tuple_overrides_in_the_forms_users_type(text):
 
 
 def test_moved_keys_keep_their_old_spelling():
-    from segkit.config import ALIASES
-
     config = Config()
     for old, new in ALIASES.items():
         section, name = new.split(".")
@@ -138,10 +142,24 @@ def test_moved_keys_keep_their_old_spelling():
     old_layout = {"name": "x", "train": {"lr": 0.003, "optimizer": "adamw", "loss": "ohem", "class_weights": None,
                                          "eval_resolutions": ["full"], "iterations": 10, "batch_size": 2},
                   "model": {"pool_crop": [257, 513], "dropout": 0.1}}
-    config = Config.from_dict(old_layout)
+    config = Config.from_dict(old_layout)  # model.dropout: retired, at the value segkit uses (no warning)
     assert (config.optimizer.lr, config.optimizer.name, config.loss.name, config.eval.resolutions) == \
         (0.003, "adamw", "ohem", ("full",))
     assert config.train.iterations == 10 and config.model.pool_crop == (257, 513)
+    with pytest.warns(UserWarning, match="model.dropout=0.2, a setting of older versions that segkit ignores"):
+        Config.from_dict({"model": {"dropout": 0.2}, "eval": {"batch_size": 1}})
+
+
+def test_from_dict_refuses_keys_no_field_holds():
+    data = Config().to_dict()
+    data["model"]["backbon"] = data["model"].pop("backbone")
+    with pytest.raises(UserError, match="unknown config key 'model.backbon' in the checkpoint's config. "
+                                        "Did you mean model.backbone"):
+        Config.from_dict(data)
+    with pytest.raises(UserError, match="unknown config key 'augment.flip'"):
+        Config.from_dict({"augment": {"flip": True}})
+    with pytest.raises(UserError, match="model.backbone='resnet50' is unknown"):
+        Config.from_dict({"model": {"backbone": "resnet50"}})  # and validates what it builds
 
 
 def test_pool_crop_follows_the_training_crop_unless_set(tmp_path):
@@ -149,3 +167,45 @@ def test_pool_crop_follows_the_training_crop_unless_set(tmp_path):
     assert load_config(path, ["data.crop_size=257,513"]).model.pool_crop == (257, 513)
     assert load_config(path, ["data.crop_size=257,513", "model.pool_crop=769,769"]).model.pool_crop == (769, 769)
     assert load_config(path).to_dict()["model"]["pool_crop"] == (769, 769)  # checkpoints record it
+
+
+def test_validate_checks_fields_set_from_python():
+    config = Config(optimizer=OptimizerConfig(name="adam"))  # building checks nothing: validate is the one step
+    with pytest.raises(UserError, match="optimizer.name='adam' is unknown; did you mean 'adamw'"):
+        validate(config)
+    config = Config()
+    config.model.backbone = "mobilenet_v3_larg"
+    with pytest.raises(UserError, match="model.backbone='mobilenet_v3_larg' is unknown; did you mean "
+                                        "'mobilenet_v3_large'"):
+        validate(config)
+    config.model.backbone = "resnet50"
+    with pytest.raises(UserError, match="choose one of " + ", ".join(BACKBONES)):  # the models package's table
+        validate(config)
+    config = Config()
+    config.data.crop_size = 769
+    with pytest.raises(UserError, match="data.crop_size takes 2 comma-separated values, got 769"):
+        validate(config)
+    config.data.crop_size, config.model.rf2 = [257, 513], "yes"  # plain data becomes the declared type
+    assert validate(config).data.crop_size == (257, 513) and config.model.rf2 is True
+
+
+def test_table7_config_builds_each_row_with_the_default_recipe():
+    for row in TABLE7:
+        model = table7_config(row.n).model
+        assert (model.backbone, model.width_mult, model.rf2, model.head, model.head_channels) == \
+            (row.backbone, row.width_mult, row.rf2, row.head, row.head_channels)
+        assert table7_config(row.n).data == Config().data
+    with pytest.raises(UserError, match="n=12 is not a row of Table 7; its rows are 1 to 11"):
+        table7_config(12)
+
+
+def test_the_default_crop_is_the_authors():
+    assert Config().data.crop_size == TRAINING_CROP
+    assert ModelConfig().pool_crop is None  # follows the crop once resolved
+
+
+@pytest.mark.parametrize("module", ["segkit.config", "segkit.models"])
+def test_config_and_models_import_in_either_order(module):
+    # segkit.config reads segkit.models.backbones; the models package must not need segkit.config's names while
+    # it is being imported (a fresh interpreter: this one has both already).
+    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)

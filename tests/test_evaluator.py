@@ -13,8 +13,8 @@ from torch import nn
 from cityscapesscripts.preparation.json2labelImg import json2labelImg
 from segkit.data.cityscapes import CityscapesDataset
 from segkit.data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, TRAIN_TO_LABEL
-from segkit.engine.evaluator import (EvalResult, evaluate, format_table, official_evaluation,
-                                     results_to_json, save_confusion_png, save_prediction)
+from segkit.engine.evaluator import EvalResult, evaluate, save_prediction
+from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png
 from segkit.errors import UserError
 from segkit.inference import TTA, SlidingWindow, model_labels
 

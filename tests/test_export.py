@@ -7,7 +7,8 @@ import torch
 
 from segkit.config import ModelConfig
 from segkit.data.transforms import image_to_tensor
-from segkit.deploy.export import GridLogits, check_parity, export_onnx, onnx_bytes, ort_session
+from segkit.deploy.export import check_parity, export_onnx, grid_graph, ort_session
+from segkit.inference import plan_for
 from segkit.models import build_model
 
 
@@ -27,21 +28,27 @@ def gate_pools(graph_bytes):
     ((784, 800), [49, 49]),  # padded to 785x801, features 50x51: the paper's 49x49 gate, stride (4, 5)
 ])
 def test_onnxruntime_matches_pytorch(small_model, size, kernel):
-    graph = onnx_bytes(GridLogits(small_model), size)
+    plan = plan_for(size, "full", small_model.output_stride)
+    graph = grid_graph(small_model, plan)
     assert onnx.load_from_string(graph).opset_import[0].version >= 17
     (pool,) = gate_pools(graph)
     assert list(onnx.helper.get_attribute_value(a) for a in pool.attribute if a.name == "kernel_shape") == [kernel]
-    parity = check_parity(small_model, size, ort_session(graph), ort_session(onnx_bytes(small_model, size,
-                                                                                           labels=True)))
+    parity = check_parity(small_model, size, ort_session(graph), ort_session(grid_graph(small_model, plan, True)))
     assert parity.max_abs_logit > 0.1  # the comparison is on meaningful logits
     assert parity.max_abs_diff < 1e-4
     assert parity.label_agreement >= 99.9
 
 
-def test_label_graph_upsamples_to_output_size(small_model):
-    session = ort_session(onnx_bytes(small_model, (32, 64), labels=True, output_size=(64, 128)))
-    labels = session.run(None, {"images": torch.randn(1, 3, 32, 64).numpy()})[0]
+def test_label_graph_at_half_resolution_gives_labels_at_the_input_size(small_model):
+    # the network runs at 32x64 inside the graph, the labels come back at the input's 64x128
+    plan = plan_for((64, 128), "half", small_model.output_stride)
+    assert plan.network_size == (32, 64)
+    session = ort_session(grid_graph(small_model, plan, labels=True))
+    labels = session.run(None, {"images": torch.randn(1, 3, 64, 128).numpy()})[0]
     assert labels.shape == (1, 64, 128) and labels.dtype.name == "uint8" and labels.max() < 19
+    parity = check_parity(small_model, (64, 128), ort_session(grid_graph(small_model, plan)), session,
+                          resolution="half")
+    assert parity.max_abs_diff < 1e-4 and parity.label_agreement >= 99.9
 
 
 def test_export_onnx_writes_file_and_reports_parity(small_model, tmp_path):
@@ -54,6 +61,6 @@ def test_export_onnx_writes_file_and_reports_parity(small_model, tmp_path):
 
 def test_exported_label_graph_keeps_labels_aligned_with_the_photo(grid_probe):
     image = grid_probe.stripes((512, 1024), axis=1)
-    session = ort_session(onnx_bytes(grid_probe.model(), (512, 1024), labels=True))
+    session = ort_session(grid_graph(grid_probe.model(), plan_for((512, 1024), "full", 8), labels=True))
     labels = session.run(None, {"images": image_to_tensor(image, "tf")[None].contiguous().numpy()})[0][0]
     assert np.array_equal(labels, grid_probe.expected(image, 1, "full"))

@@ -1,14 +1,20 @@
-"""segkit.inference: half resolution, TTA (flip, scales) averaging probabilities, label maps."""
+"""segkit.inference: the prediction plan (the grid rule written once), half resolution, TTA (flip, scales)
+averaging probabilities, label maps, sliding windows."""
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+import segkit.inference as inference
 from segkit.data.transforms import image_to_tensor
+from segkit.deploy.backends import BACKENDS, cpu_has_bf16
+from segkit.deploy.export import grid_graph, ort_session
+from segkit.deploy.labelmap import label_map
 from segkit.errors import UserError
-from segkit.inference import (TTA, SlidingWindow, _tiles, grid_size, pad_to_grid, predict_scores, resize_images,
-                              sliding_window_scores, to_labels)
+from segkit.inference import (TTA, SlidingWindow, _tiles, grid_size, pad_to_grid, plan_for, predict_scores,
+                              resize_images, sliding_window_scores, to_labels)
+from segkit.predict import Predictor
 
 
 class Recorder(nn.Module):
@@ -175,3 +181,44 @@ def test_tiles_cover_the_image_and_stay_inside():
     with pytest.raises(UserError, match="H,W"):
         SlidingWindow.parse("512")
     assert SlidingWindow.parse("512x1024").size == (512, 1024)
+
+
+# ---- the grid rule, written once ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("resolution", ["full", "half"])
+def test_changing_the_grid_rule_in_one_place_moves_every_path(resolution, grid_probe, monkeypatch):
+    # The naive rule (no padding: logits stretched over the image) instead of k * stride + 1. Set in
+    # segkit.inference.grid_size alone, it must reach the reference, every backend (sparse and dense label maps,
+    # OpenVINO's photo graph) and the exported graph: all agree with each other and differ from the real rule.
+    model, image = grid_probe.model(), grid_probe.stripes((136, 264), axis=1)
+    images = image_to_tensor(image, "tf")[None]
+
+    def every_path() -> dict:
+        plan = plan_for(image.shape[:2], resolution, model.output_stride)
+        paths = {"reference": to_labels(predict_scores(model, images, resolution))[0].numpy()}
+        for name in [name for name in BACKENDS if name != "openvino-bf16" or cpu_has_bf16()]:
+            predictor = Predictor.from_model(model, "tf", name, "cpu")
+            paths[name] = predictor.predict(image, resolution)
+            paths[f"{name} label_map"] = label_map(*predictor.logits(image, resolution)).numpy()
+        graph = ort_session(grid_graph(model, plan, labels=True))
+        paths["exported graph"] = graph.run(None, {"images": images.numpy()})[0][0]
+        return paths
+
+    real = every_path()
+    monkeypatch.setattr(inference, "grid_size", lambda size, stride: tuple(size))
+    naive = every_path()
+    assert not np.array_equal(naive["reference"], real["reference"])  # the rule matters here
+    for name, labels in naive.items():
+        assert np.array_equal(labels, naive["reference"]), name
+    for name, labels in real.items():
+        assert np.array_equal(labels, grid_probe.expected(image, 1, resolution)), name
+
+
+def test_a_plan_writes_down_the_geometry_of_a_prediction():
+    plan = plan_for((1024, 2048), "half", 16)
+    assert (plan.image_size, plan.network_size, plan.padded_size) == ((1024, 2048), (512, 1024), (513, 1025))
+    assert plan.steps == (("corners", (513, 1025)), ("crop", (512, 1024)), ("centers", (1024, 2048)))
+    assert plan_for((769, 769), "full", 16).steps == (("corners", (769, 769)),)  # on the grid already
+    images = torch.randn(1, 3, 1024, 2048)
+    assert plan.network_input(images).shape[-2:] == (513, 1025)
+    assert plan.upsample(torch.randn(1, 19, 65, 129)).shape == (1, 19, 1024, 2048)

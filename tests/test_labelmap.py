@@ -5,8 +5,17 @@ import pytest
 import torch
 
 from segkit.deploy import labelmap
-from segkit.deploy.labelmap import dense_label_map, label_map, resize_steps
-from segkit.inference import grid_size
+from segkit.deploy.labelmap import label_map
+from segkit.inference import GridPlan, grid_size, to_labels
+
+
+def plan_of(network, image, padded) -> GridPlan:
+    return GridPlan(tuple(image), tuple(network), tuple(padded))
+
+
+def dense_label_map(logits, plan: GridPlan) -> torch.Tensor:
+    """The reference: the plan executed densely, then the per-pixel max."""
+    return to_labels(plan.upsample(logits))[0]
 
 
 def scene_logits(low_size, num_classes=19, seed=0):
@@ -30,9 +39,9 @@ def test_label_map_equals_dense_upsample_and_max(network, image, kind, monkeypat
     padded = grid_size(network, 16)
     low = ((padded[0] - 1) // 8 + 1, (padded[1] - 1) // 8 + 1)
     logits = scene_logits(low) if kind == "scene" else torch.randn(1, 19, *low)
-    steps = resize_steps(network, image, padded)
-    expected = dense_label_map(logits, steps)
-    got = label_map(logits, steps)
+    plan = plan_of(network, image, padded)
+    expected = dense_label_map(logits, plan)
+    got = label_map(logits, plan)
     assert got.shape == image and got.dtype == torch.uint8
     assert (got == expected).double().mean() >= 0.9999
 
@@ -59,8 +68,8 @@ def test_label_map_on_a_street_at_1024x2048(low, resolution):
     stride = (grid_size(network, 16)[0] - 1) // (low[0] - 1)
     assert stride in (8, 16, 32)
     logits = street_logits(low, image)
-    steps = resize_steps(network, image, grid_size(network, 16))
-    got, expected = label_map(logits, steps), dense_label_map(logits, steps)
+    plan = plan_of(network, image, grid_size(network, 16))
+    got, expected = label_map(logits, plan), dense_label_map(logits, plan)
     assert got.shape == image and (got == expected).double().mean() >= 0.9999
 
 
@@ -83,11 +92,11 @@ def test_concurrent_label_maps_leave_the_thread_count_alone(monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(labelmap, "_interpolate_mixed", overlapping)
-    steps = resize_steps((96, 160), (96, 160), grid_size((96, 160), 16))
+    plan = plan_of((96, 160), (96, 160), grid_size((96, 160), 16))
     logits = scene_logits((13, 21))
     before = torch.get_num_threads()
-    first = threading.Thread(target=lambda: (label_map(logits, steps), first_done.set()), name="first")
-    second = threading.Thread(target=label_map, args=(logits, steps), name="second")
+    first = threading.Thread(target=lambda: (label_map(logits, plan), first_done.set()), name="first")
+    second = threading.Thread(target=label_map, args=(logits, plan), name="second")
     first.start()
     first_inside.wait(10)
     second.start()

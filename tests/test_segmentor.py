@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 import segkit.predict
 from segkit.config import ModelConfig
-from segkit.deploy.predictor import Predictor
+from segkit.predict import Predictor
 from segkit.inference import pad_to_grid
 from segkit.models import build_model
 

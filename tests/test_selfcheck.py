@@ -1,9 +1,7 @@
 """tools/selfcheck.py: the GPU self-check, run here shrunk (--device cpu --quick) and with no budget."""
-import importlib.util
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -14,14 +12,6 @@ STEPS = ["data", "train", "eval", "predict", "resume", "ddp"]
 TOP_FIELDS = {"tool", "device", "quick", "budget_s", "environment", "steps", "ok", "total_wall_s", "failed_count",
               "skipped_count"}
 STEP_FIELDS = {"step", "status", "wall_s", "summary", "reason", "metrics", "commands", "log_tail"}
-
-
-def load_tool():
-    spec = importlib.util.spec_from_file_location("segkit_tools_selfcheck", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_selfcheck(args, timeout):
@@ -46,9 +36,12 @@ def test_quick_cpu_selfcheck_runs_every_step(tmp_path):
         assert steps[name]["wall_s"] > 0 and steps[name]["summary"]
     assert steps["ddp"]["status"] == "skipped" and "skipped" in steps["ddp"]["reason"]
 
+    # What the trainer used, as it recorded it in its log.jsonl (quick: the CPU, full precision, no workers).
     train = steps["train"]["metrics"]
     assert train["images_per_s"] > 0 and train["steady_steps"] > 0 and train["batch_size"] == 2
     assert train["crop"] == [65, 129] and train["peak_rss_gib"] > 0
+    assert train["amp"] is None and train["channels_last"] is True and train["workers"] == 0
+    assert train["device"] == "cpu" and train["peak_allocated_gib"] is None and train["exit"] == 0
     for resolution in ("full", "half"):
         assert 0 <= steps["eval"]["metrics"][resolution]["miou"] <= 100
         assert steps["eval"]["metrics"][resolution]["ms_per_image"] > 0
@@ -59,6 +52,11 @@ def test_quick_cpu_selfcheck_runs_every_step(tmp_path):
     resume = steps["resume"]["metrics"]
     assert 0 < resume["killed_at"] < resume["iterations"]
     assert resume["identical"] and resume["max_abs_diff"] == 0.0 and resume["tensors_differing"] == 0
+
+    # The children: modules run with flags, tools/train.py itself for training.
+    assert " -m segkit.selfcheck.children.data --root " in steps["data"]["commands"][0]
+    assert " -m segkit.selfcheck.children.predict --checkpoint " in steps["predict"]["commands"][-1]
+    assert "tools/train.py configs/lraspp_small.py --work-dir" in steps["train"]["commands"][0]
 
     # The printed table: one row per step, and the logs copied out.
     for name in STEPS + ["total"]:
@@ -79,32 +77,17 @@ def test_no_budget_skips_every_step_without_failing(tmp_path):
     assert "skipped (budget" in result.stdout
 
 
-def test_steady_rate_leaves_out_the_warm_up_windows(tmp_path):
-    tool = load_tool()
-    log = tmp_path / "log.jsonl"
-    records = [{"iteration": 20, "loss": 3.0, "lr": 0.01, "it_per_s": 1.0},  # start-up: 20 s
-               {"iteration": 40, "loss": 2.0, "lr": 0.01, "it_per_s": 10.0},  # 2 s
-               {"iteration": 50, "loss": 1.0, "lr": 0.01, "it_per_s": 5.0},  # 2 s
-               {"iteration": 50, "val_miou": 12.0, "resolutions": ["half"]}]
-    log.write_text("".join(json.dumps(r) + "\n" for r in records))
-    rate = tool.steady_rate(log, images_per_step=8, warm_windows=1)
-    assert rate["steady_steps"] == 30 and rate["warm_steps"] == 20
-    assert rate["it_per_s"] == pytest.approx(30 / 4) and rate["images_per_s"] == pytest.approx(8 * 30 / 4)
-    assert rate["warm_images_per_s"] == pytest.approx(8.0)
-    assert (rate["first_loss"], rate["last_loss"]) == (3.0, 1.0)
+@pytest.mark.parametrize("args, message", [(["--cuda", "--device", "cpu"], "contradict each other"),
+                                           (["--steps", "data,tran"], "unknown step(s) tran")])
+def test_usage_errors_exit_2(tool, capsys, args, message):
+    with pytest.raises(SystemExit) as exit:
+        tool("selfcheck").parse_args(args)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_failure_line_is_the_tools_error_or_the_traceback_end(tmp_path):
-    tool = load_tool()
-
-    class Proc:  # what failure_line reads: the log file's name
-        def __init__(self, text):
-            path = tmp_path / "log.txt"
-            path.write_text(text)
-            self.log_file = types.SimpleNamespace(name=str(path))
-
-    assert tool.failure_line(Proc("$ cmd\nerror: --resume found no last.pt; start without --resume.\n")) == \
-        "--resume found no last.pt; start without --resume."
-    traceback = ('Traceback (most recent call last):\n  File "x.py", line 1, in <module>\n    f()\n'
-                 "TypeError: can't convert cuda:0 device type tensor to numpy.\n")
-    assert tool.failure_line(Proc(traceback)).startswith("TypeError: can't convert cuda:0")
+def test_options_from_the_command_line(tool):
+    options = tool("selfcheck").parse_args(["--cuda", "--steps", "data, train", "--budget-s", "30"])
+    assert options.device == "cuda" and options.steps == ["data", "train"] and options.budget_s == 30.0
+    assert not options.quick and 0 <= options.workers <= 12
+    quick = tool("selfcheck").parse_args(["--device", "cpu", "--quick"])
+    assert quick.device == "cpu" and quick.workers == 0 and quick.steps == STEPS

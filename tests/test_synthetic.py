@@ -1,3 +1,4 @@
+import hashlib
 import re
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from cityscapesscripts.helpers.labels import name2label
 
 from segkit.data.cityscapes import CityscapesDataset
 from segkit.data.labels import NUM_CLASSES, to_train_ids
-from segkit.data.synthetic import generate_scene, image_rng, make_synthetic
+from segkit.data.synthetic import demo_image, generate_scene, image_rng, make_synthetic
+from segkit.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN, RAIL = name2label["train"].id, name2label["rail track"].id
@@ -113,3 +115,89 @@ def test_cli(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "tools" / "make_synthetic.py"), "--out", str(out),
                           "--height", "8"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1
+    assert "--height 8 is too small" in bad.stderr, bad.stderr
+
+
+# SHA-256 of the (image, labelIds) arrays of generate_scene(height, width, image_rng(seed, split, index)), as the
+# generator drew them before it became a package: the pictures of a seed must not change. Decoded arrays, not PNG
+# bytes, so that an OpenCV or zlib upgrade cannot break it. The last four scenes have a tram.
+PINNED = {
+    (0, "train", 0, 64, 128): ("3cbe5b53acbcbf008dffe44a24e6cb1f190661ef2cb9734e109cb53ecac6986b",
+                               "bbed27942a70c8542a9089faf42e9a586d51ac6cdc39968d5f7015b924053ba9"),
+    (0, "val", 0, 64, 128): ("e1d6835fd348b4fa64381030cc853a7b9363f2dcefccb2e69f0cb3decfa4565b",
+                             "5b6c7608600aeec44a4de0affd993e5532a4bff9d7e91c2faa076622d9cb5089"),
+    (0, "train", 6, 64, 128): ("efbbeaaa41926da82ec95c27e045eb572946a8e849a07a55c4f398f0583e9602",
+                               "dc5281aa3901836fc68c17c078d519a4a3fd569305574feb9c4dd3b619edfc3c"),
+    (1, "val", 2, 96, 160): ("28fa6b37b289d5bc4a61cbdf96c063a71bfe7f81b1891e5274a972f82884f4c7",
+                             "f98a47d46c15f2239d59e5705b5e3e70a904c7e2f9e58e7837b8861135497fdd"),
+    (2, "val", 1, 256, 512): ("37804e33fb8f6842edb452bc22f4c4a0e6244fb6c7b135793685256f02dd51f5",
+                              "ae613a2f7eff774d939a0530033355189658ace981e73e1b367faa0b0eb44a94"),
+    (2, "train", 3, 512, 1024): ("31bab3ba075e47bb5d1e350cbbbf583d3d1ce4892800b8bdf57199e6ef44a6af",
+                                 "b293f4f418559f92ee6f30e1cda88de5a5ce4865b6d1a1ac32a1d37b904bacf2"),
+}
+
+
+def sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("case", list(PINNED), ids=lambda case: "-".join(map(str, case)))
+def test_scenes_are_pinned(case):
+    seed, split, index, height, width = case
+    image, label = generate_scene(height, width, image_rng(seed, split, index))
+    assert image.shape == (height, width, 3) and label.shape == (height, width)
+    assert image.dtype == np.uint8 and label.dtype == np.uint8
+    assert (sha256(image), sha256(label)) == PINNED[case]
+
+
+def test_written_files_hold_the_pinned_arrays(tmp_path):
+    make_synthetic(tmp_path, train=0, val=1, height=64, width=128, seed=0)
+    image = cv2.imread(str(demo_image(tmp_path)), cv2.IMREAD_UNCHANGED)
+    label = cv2.imread(str(tmp_path / "gtFine" / "val" / "synthmund" / "synthmund_000000_000019_gtFine_labelIds.png"),
+                       cv2.IMREAD_UNCHANGED)
+    assert (sha256(cv2.cvtColor(image, cv2.COLOR_BGR2RGB)), sha256(label)) == PINNED[(0, "val", 0, 64, 128)]
+
+
+def test_demo_image_is_the_first_val_image():
+    assert demo_image("data/synthetic") == \
+        Path("data/synthetic/leftImg8bit/val/synthmund/synthmund_000000_000019_leftImg8bit.png")
+
+
+@pytest.mark.parametrize("kwargs, parameter, message", [
+    ({"train": -1}, "train", "train=-1 must not be negative"),
+    ({"val": -2}, "val", "val=-2 must not be negative"),
+    ({"seed": -1}, "seed", "seed=-1 must not be negative"),
+    ({"height": 8}, "height", "height=8 is too small"),
+    ({"width": 31}, "width", "width=31 is too small"),
+])
+def test_bad_arguments_name_the_parameter(tmp_path, kwargs, parameter, message):
+    with pytest.raises(UserError, match=message) as info:
+        make_synthetic(tmp_path / "out", **{"train": 1, "val": 1, "height": 32, "width": 32, **kwargs})
+    assert info.value.parameter == parameter
+    assert not (tmp_path / "out").exists()
+
+
+def test_out_must_be_a_folder(tmp_path):
+    path = tmp_path / "file"
+    path.write_text("")
+    with pytest.raises(UserError, match="exists and is not a folder") as info:
+        make_synthetic(path, train=1, val=0, height=32, width=32)
+    assert info.value.parameter == "out" and str(info.value).startswith("out=")
+
+
+@pytest.mark.parametrize("argv, flag", [(["--train", "-1"], "--train -1 must not be negative"),
+                                        (["--val", "-3"], "--val -3 must not be negative"),
+                                        (["--width", "16"], "--width 16 is too small")])
+def test_cli_names_the_flag(tool, tmp_path, capsys, argv, flag):
+    with pytest.raises(SystemExit) as info:
+        tool("make_synthetic").main(["--out", str(tmp_path / "out"), *argv])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and flag in err[0], err
+
+
+def test_cli_out_not_a_folder(tool, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit):
+        tool("make_synthetic").main(["--out", str(tmp_path / "file")])
+    assert f"error: --out '{tmp_path / 'file'}' exists and is not a folder" in capsys.readouterr().err

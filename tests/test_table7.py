@@ -25,8 +25,8 @@ def test_table7_configs_refuse_a_config_that_builds_another_row(tmp_path):
     for path in TABLE7_DIR.glob("row*.py"):
         (tmp_path / path.name).write_text(path.read_text())
     row8 = tmp_path / "row08_v3_rf2_lraspp128.py"
-    row8.write_text(row8.read_text().replace("head_channels=128", "head_channels=256"))
-    with pytest.raises(ValueError, match="row08.*Table 7 row 8"):
+    row8.write_text(row8.read_text() + "config.model.head_channels = 256\n")
+    with pytest.raises(ValueError, match="row08.*another network than Table 7 row 8.*model.head_channels=256"):
         table7_configs(tmp_path)
 
 

@@ -13,7 +13,7 @@ from segkit.models import build_model
 from segkit.models.pretrained import load_pretrained
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 from segkit.models.tf_weights import convert_tf_checkpoint, detect_architecture, tf_names
-from segkit.deploy.predictor import Predictor
+from segkit.predict import Predictor
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Each reference graph and the segkit config that builds it (the OS32 ones are the released zoo models' flags).
@@ -154,7 +154,7 @@ def test_conversion_round_trip_and_refusals(tmp_path, tf_bundle):
     with pytest.raises(UserError, match="no place for .*aspp1_depthwise/depthwise_weights"):
         convert_tf_checkpoint(extra.tensors, target, config, "extra")
     with pytest.raises(UserError, match="holds mobilenet_v3_small \\+ RF2.*but the config builds mobilenet_v3_large.*"
-                                        "--set model.backbone=mobilenet_v3_small"):
+                                        "set model.backbone=mobilenet_v3_small"):
         convert_tf_checkpoint(read_tf_checkpoint(prefix).tensors, build_model(ModelConfig()), ModelConfig(), "ok")
     wide = ModelConfig(backbone="mobilenet_v3_small", head_channels=256)
     with pytest.raises(UserError, match="use small_f128.py"):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from segkit.config import Config, DataConfig, ModelConfig, TrainConfig
+from segkit.cli import user_message
+from segkit.config import Config, DataConfig, ModelConfig, TrainConfig, validate
 from segkit.data.synthetic import make_synthetic
 from segkit.checkpoint import load_checkpoint
 from segkit.engine.trainer import train
@@ -140,8 +141,10 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, data
 
 def test_resume_without_checkpoint_is_a_user_error(tmp_path, data_root):
     config = Config(model=ModelConfig(backbone="mobilenet_v3_small"), data=DataConfig(crop_size=(65, 129)))
-    with pytest.raises(UserError, match="--resume found no"):
+    with pytest.raises(UserError, match=r"^work_dir='.*empty' holds no last.pt to resume from; start a new run") as exc:
         train(config, tmp_path / "empty", data_root=str(data_root), resume=True, device="cpu", progress=False)
+    # A tool shows the flag in place of the parameter.
+    assert user_message(exc.value).startswith(f"--work-dir '{tmp_path / 'empty'}' holds no last.pt")
 
 
 def test_work_dir_contents_and_log(tmp_path, data_root):
@@ -162,6 +165,27 @@ def test_work_dir_contents_and_log(tmp_path, data_root):
     assert lrs == pytest.approx([0.01 * 0.75 ** 0.9, 0.01 * 0.25 ** 0.9])
 
 
+def test_log_records_the_setup_and_peak_memory_of_each_start(tmp_path, data_root):
+    # Two tiny starts in one folder: 2 iterations, then resumed to 3. Each start logs its setup and its peak memory.
+    config = Config(name="tiny", model=ModelConfig(backbone="mobilenet_v3_small"),
+                    data=DataConfig(crop_size=(65, 129), workers=0),
+                    train=TrainConfig(iterations=2, batch_size=2, checkpoint_every=2, eval_every=0, log_every=2,
+                                      channels_last=False))
+    train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
+    config.train.iterations = 3
+    train(config, tmp_path / "run", data_root=str(data_root), resume=True, device="cpu", progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    setups = [(r["iteration"], r["setup"]) for r in records if "setup" in r]
+    assert [iteration for iteration, _ in setups] == [0, 2]
+    assert setups[0][1] == {"device": "cpu", "gpu": None, "world_size": 1, "amp": None, "channels_last": False,
+                            "compile": False, "workers": 0}
+    peaks = [(r["iteration"], r["peak_memory"]) for r in records if "peak_memory" in r]
+    assert [iteration for iteration, _ in peaks] == [2, 3] and all(len(ranks) == 1 for _, ranks in peaks)
+    for _, (memory,) in peaks:
+        assert memory["peak_rss_gib"] > 0 and memory["peak_allocated_gib"] is None is memory["peak_reserved_gib"]
+    assert records[-1] == {"iteration": 3, "peak_memory": peaks[-1][1]}
+
+
 def test_optimizer_choice_and_no_decay_groups():
     from segkit.config import OptimizerConfig
     from segkit.engine.trainer import build_optimizer
@@ -174,7 +198,7 @@ def test_optimizer_choice_and_no_decay_groups():
     assert decayed["weight_decay"] == 1e-4 and undecayed["weight_decay"] == 0.0
     assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in undecayed["params"])
     with pytest.raises(UserError, match="optimizer.name='adam' is unknown"):
-        OptimizerConfig(name="adam")
+        validate(Config(optimizer=OptimizerConfig(name="adam")))
 
 
 def test_training_crops_must_lie_on_the_pixel_grid(tmp_path, data_root):
@@ -258,10 +282,12 @@ def test_resume_reads_the_checkpoint_on_the_cpu_whatever_the_device(tmp_path, mo
 
 def test_resume_refuses_another_model_or_batch(tmp_path, data_root):
     finish(run_train(tmp_path / "run", data_root, "train.iterations=2", "train.checkpoint_every=2"))
-    for change, message in (("model.head_channels=64", "another model (model.head_channels differ)"),
-                            ("train.batch_size=3", "train.batch_size=2; resume with the same")):
-        process = run_train(tmp_path / "run", data_root, "train.iterations=4", change, resume=True)
+    run = tmp_path / "run"
+    for change, messages in (("model.head_channels=64", ["another model (model.head_channels differ)",
+                                                          f"another folder (not --work-dir '{run}')"]),  # the flag
+                             ("train.batch_size=3", ["train.batch_size=2; resume with the same"])):
+        process = run_train(run, data_root, "train.iterations=4", change, resume=True)
         out, err = process.communicate(timeout=300)
-        assert process.returncode == 2 and message in err and "Traceback" not in err, err
+        assert process.returncode == 2 and all(m in err for m in messages) and "Traceback" not in err, err
 
 

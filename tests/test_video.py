@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from segkit.data.labels import to_label_ids
-from segkit.deploy.predictor import Predictor
-from segkit.deploy.video import Smoother, StillsSource, open_camera, open_video, segment_video
+from segkit.predict import Predictor
+from segkit.deploy.video import Smoother, StillsSource, VideoOptions, open_camera, open_video, segment_video
 from segkit.errors import UserError
 
 FRAMES, HEIGHT, WIDTH = 10, 96, 160
@@ -29,7 +29,8 @@ def saved_labels(folder, names):
 
 
 def test_overlay_video_keeps_count_size_and_rate_and_each_frames_labels(clip, clips, predictor, tmp_path):
-    report = segment_video(open_video(clip), predictor, tmp_path / "out", save_labels=True, progress=False)
+    report = segment_video(open_video(clip), predictor, tmp_path / "out", VideoOptions(save_labels=True),
+                           progress=False)
     assert report.output == tmp_path / "out" / "clip_overlay.mp4" and report.frames == report.segmented == FRAMES
     assert clips.facts(report.output) == (FRAMES, 10.0, HEIGHT, WIDTH)
     frames = clips.decoded(clip)
@@ -40,8 +41,8 @@ def test_overlay_video_keeps_count_size_and_rate_and_each_frames_labels(clip, cl
 
 
 def test_every_nth_frame_and_max_frames(clip, clips, predictor, tmp_path):
-    report = segment_video(open_video(clip), predictor, tmp_path, every=3, max_frames=7, save_labels=True,
-                           progress=False)
+    report = segment_video(open_video(clip), predictor, tmp_path, VideoOptions(every=3, max_frames=7,
+                                                                               save_labels=True), progress=False)
     assert (report.frames, report.segmented) == (7, 3)  # frames 0, 3 and 6 segmented
     assert clips.facts(report.output)[0] == 7
     frames = clips.decoded(clip)
@@ -59,7 +60,7 @@ def test_frame_sequence_input(clips, predictor, tmp_path):
         paths.append(folder / f"stuttgart_00_000000_{index:06d}_leftImg8bit.png")
         cv2.imwrite(str(paths[-1]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     report = segment_video(StillsSource(paths, "stuttgart_00", fps=17.0), predictor, tmp_path / "out",
-                           save_labels=True, progress=False)
+                           VideoOptions(save_labels=True), progress=False)
     assert report.output.name == "stuttgart_00_overlay.mp4"
     assert clips.facts(report.output) == (4, 17.0, HEIGHT, WIDTH)
     labels = saved_labels(tmp_path / "out" / "stuttgart_00_labelIds", [p.stem for p in paths])
@@ -71,11 +72,14 @@ def test_smoothing_averages_logits_over_time(clips, predictor, tmp_path):
     smoother = Smoother(0.75)
     first, second = torch.zeros(1, 2, 3, 3), torch.ones(1, 2, 3, 3)
     assert torch.equal(smoother(first), first) and torch.allclose(smoother(second), 0.25 * second)
-    with pytest.raises(UserError, match="--smooth 1.0 must lie in"):
+    with pytest.raises(UserError, match="smooth=1.0 must lie in"):
         Smoother(1.0)
+    with pytest.raises(UserError, match="smooth=1.0 must lie in"):
+        VideoOptions(smooth=1.0)
     still = clips.write(tmp_path / "still.avi", [clips.frames(1)[0]] * 4, fourcc="MJPG")
-    plain = segment_video(open_video(still), predictor, tmp_path / "a", save_labels=True, progress=False)
-    calm = segment_video(open_video(still), predictor, tmp_path / "b", smooth=0.5, save_labels=True,
+    plain = segment_video(open_video(still), predictor, tmp_path / "a", VideoOptions(save_labels=True),
+                          progress=False)
+    calm = segment_video(open_video(still), predictor, tmp_path / "b", VideoOptions(smooth=0.5, save_labels=True),
                          progress=False)
     assert plain.frames == calm.frames == 4
     names = [f"still_{i:06d}" for i in range(4)]
@@ -85,7 +89,8 @@ def test_smoothing_averages_logits_over_time(clips, predictor, tmp_path):
     # A scene cut: with most of the past kept, the frame after the cut still shows the scene before it.
     first, cut = clips.frames(1)[0], np.ascontiguousarray(clips.frames(1)[0][::-1, ::-1])
     clip = clips.write(tmp_path / "cut.avi", [first, first, cut], fourcc="MJPG")
-    segment_video(open_video(clip), predictor, tmp_path / "c", smooth=0.9, save_labels=True, progress=False)
+    segment_video(open_video(clip), predictor, tmp_path / "c", VideoOptions(smooth=0.9, save_labels=True),
+                  progress=False)
     smoothed_cut, = saved_labels(tmp_path / "c" / "cut_labelIds", ["cut_000002"])
     before, after = (to_label_ids(predictor.predict(frame)) for frame in clips.decoded(clip)[1:])
     assert (smoothed_cut == before).mean() > (smoothed_cut == after).mean()
@@ -108,8 +113,9 @@ def test_bad_inputs_are_one_sentence_and_leave_nothing(predictor, tmp_path):
         paths.append(tmp_path / f"f{index}.png")
         cv2.imwrite(str(paths[-1]), np.zeros((height, width, 3), np.uint8))
     with pytest.raises(UserError, match="f2.png is 160x104 but .* first frame is 160x96"):
-        segment_video(StillsSource(paths, "mixed"), predictor, tmp_path / "out", save_labels=True, progress=False)
+        segment_video(StillsSource(paths, "mixed"), predictor, tmp_path / "out", VideoOptions(save_labels=True),
+                      progress=False)
     assert not list((tmp_path / "out").iterdir())  # no partial video under any name, no half-filled labels folder
     (tmp_path / "taken").write_text("a file where the folder should be")
-    with pytest.raises(UserError, match="cannot write to .*taken"):
+    with pytest.raises(UserError, match="cannot write to out=.*taken"):
         segment_video(StillsSource(paths[:2], "two"), predictor, tmp_path / "taken", progress=False)

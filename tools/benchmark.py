@@ -78,11 +78,27 @@ def parse_backends(text: str) -> tuple[str, ...]:
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    check_args(args)
+    torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
+    photo = read_image(args.image) if args.image else None
+    if args.table7:
+        records, text = table7_report(TABLE7_DIR, repeats=args.repeats, latency=not args.no_latency)
+        print("\n".join(json.dumps(record) for record in records) if args.json else text)
+    for path in args.configs:
+        config = None if path is None else load_config(path, args.overrides)
+        model = None
+        if args.checkpoint:  # trained weights; a CONFIG must describe the same architecture (checked)
+            model, checkpoint_config, _ = load_model(args.checkpoint, config.model if config else None)
+            config = config or checkpoint_config
+        print(measure(config, model, photo, args))
+
+
+def check_args(args) -> None:
+    """The flags' combinations and defaults that argparse cannot express."""
     if args.image and not args.backend or args.checkpoint and not (args.backend or args.video):
         raise UserError("--checkpoint and --image go with --backend (e.g. --backend all), --checkpoint also with "
                         "--video.")
     args.repeats = args.repeats if args.repeats is not None else 3 if args.video else 5
-    photo = read_image(args.image) if args.image else None
     if args.checkpoint and not args.configs:
         args.configs = [None]  # the checkpoint's own config
     if (args.data or args.video) and not args.configs:  # the paper's model (and crop)
@@ -91,47 +107,32 @@ def main(argv=None):
         raise UserError("name at least one config (e.g. configs/lraspp_large.py) or pass --table7.")
     if args.repeats < 1 or args.threads < 1:
         raise UserError("--repeats and --threads must be at least 1.")
-    torch.set_num_threads(args.threads)
-    if args.table7:
-        records, text = table7_report(TABLE7_DIR, repeats=args.repeats, latency=not args.no_latency)
-        if args.json:
-            for record in records:
-                print(json.dumps(record))
-        else:
-            print(text)
-    for path in args.configs:
-        config = None if path is None else load_config(path, args.overrides)
-        model = None
-        if args.checkpoint:  # trained weights; a CONFIG must describe the same architecture (checked)
-            model, checkpoint_config, _ = load_model(args.checkpoint, config.model if config else None)
-            config = config or checkpoint_config
-        if args.data:
-            record = data_report(config, args.data, workers=args.workers, repeats=args.repeats)
-            print(json.dumps(record) if args.json else (
-                f"{record['config']}: loader {record['loader_samples_per_s']} samples/s ({args.workers} workers, "
-                f"crop {record['crop_size'][0]}x{record['crop_size'][1]}) vs training {record['train_samples_per_s']}"
-                f" samples/s (batch {record['batch_size']}): the loader is "
-                f"{record['loader_to_train_ratio']}x the model's rate"))
-            continue
-        if args.video:
-            record = video_report(config, args.backend or (default_backend(),), args.resolution, args.repeats,
-                                  model, args.threads)
-            print(json.dumps(record) if args.json else video_text(record, default_backend()))
-            continue
-        if args.backend:
-            record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats,
-                                      backends=args.backend, model=model, photo=photo)
-            print(json.dumps(record) if args.json else backends_report(record, args.repeats))
-            continue
-        record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats,
-                                  latency=not args.no_latency)
-        if args.json:
-            print(json.dumps(record))
-        else:
-            madds = ", ".join(f"{name} {value / 1e9:.2f}B" for name, value in record["madds"].items())
-            latency = ", ".join(f"{name} {value:.0f} ms" for name, value in record["latency_ms"].items())
-            print(f"{record['config']}: {record['params'] / 1e6:.3f}M params; MAdds {madds}"
-                  + (f"; latency (median of {args.repeats}, {args.threads} threads) {latency}" if latency else ""))
+
+
+def measure(config, model, photo, args) -> str:
+    """One config's measurement as the text (or JSON line) to print."""
+    if args.data:
+        record = data_report(config, args.data, workers=args.workers, repeats=args.repeats)
+        return json.dumps(record) if args.json else (
+            f"{record['config']}: loader {record['loader_samples_per_s']} samples/s ({args.workers} workers, "
+            f"crop {record['crop_size'][0]}x{record['crop_size'][1]}) vs training {record['train_samples_per_s']}"
+            f" samples/s (batch {record['batch_size']}): the loader is "
+            f"{record['loader_to_train_ratio']}x the model's rate")
+    if args.video:
+        default = default_backend(torch.device("cpu"))
+        record = video_report(config, args.backend or (default,), args.resolution, args.repeats, model, args.threads)
+        return json.dumps(record) if args.json else video_text(record, default)
+    if args.backend:
+        record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats, backends=args.backend,
+                                  model=model, photo=photo)
+        return json.dumps(record) if args.json else backends_report(record, args.repeats)
+    record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats, latency=not args.no_latency)
+    if args.json:
+        return json.dumps(record)
+    madds = ", ".join(f"{name} {value / 1e9:.2f}B" for name, value in record["madds"].items())
+    latency = ", ".join(f"{name} {value:.0f} ms" for name, value in record["latency_ms"].items())
+    return (f"{record['config']}: {record['params'] / 1e6:.3f}M params; MAdds {madds}"
+            + (f"; latency (median of {args.repeats}, {args.threads} threads) {latency}" if latency else ""))
 
 
 if __name__ == "__main__":

@@ -18,11 +18,12 @@ from pathlib import Path
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
 from segkit.data.cityscapes import build_dataset, resolve_data_root
-from segkit.deploy.backends import BACKENDS, make_backend
+from segkit.deploy.backends import BACKEND_CHOICES, make_backend
 from segkit.devices import resolve_device
-from segkit.engine.evaluator import (evaluate, format_table, official_evaluation, results_to_json,
-                                     save_confusion_png, write_json_atomic)
+from segkit.engine.evaluator import evaluate
+from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png
 from segkit.errors import UserError
+from segkit.fileio import write_json_atomic
 from segkit.inference import TTA, SlidingWindow, model_labels
 from segkit.resolutions import RESOLUTIONS
 
@@ -43,7 +44,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--workers", type=int, help="data loader workers (default: the config's data.workers)")
     parser.add_argument("--sliding-window", metavar="H,W", help="run the network on H,W tiles (overlap 1/3)")
-    parser.add_argument("--backend", choices=BACKENDS,
+    parser.add_argument("--backend", choices=BACKEND_CHOICES,
                         help="score a deploy path of tools/infer.py instead of the PyTorch model as trained "
                              "(CPU; e.g. onnxruntime), to see what deployment changes")
     return parser.parse_args(argv)
@@ -73,20 +74,23 @@ def main(argv=None) -> None:
         # --official reads the PNGs back: without --save-dir they go to a scratch folder removed afterwards.
         save_dir = Path(args.save_dir) if args.save_dir else (Path(scratch) if args.official else None)
         results = evaluate(predict, dataset, resolutions, device=device, save_dir=save_dir, workers=workers)
-        official = None
-        if args.official:
-            official = {}
-            for resolution in resolutions:
-                report = official_evaluation(save_dir / resolution, data_root, split,
-                                             export_file=save_dir / f"official_{resolution}.json")
-                official[resolution] = report["averageScoreClasses"]
+        official = official_scores(save_dir, data_root, split, resolutions) if args.official else None
+    write_reports(args, results, official, checkpoint, split)
 
+
+def official_scores(save_dir: Path, data_root, split: str, resolutions) -> dict:
+    """cityscapesscripts' mIoU (a fraction) of the saved predictions, per resolution."""
+    return {resolution: official_evaluation(save_dir / resolution, data_root, split,
+                                            export_file=save_dir / f"official_{resolution}.json")["averageScoreClasses"]
+            for resolution in resolutions}
+
+
+def write_reports(args, results: dict, official: dict | None, checkpoint, split: str) -> None:
+    """The table on stdout, the confusion plots beside --save-dir or --json, the JSON."""
     print(format_table(results, official))
-    if official:
-        for resolution in resolutions:
-            ours = results[resolution].scores.miou
-            print(f"{resolution}: mIoU {100 * ours:.4f} (segkit) vs {100 * official[resolution]:.4f} "
-                  f"(cityscapesscripts)")
+    for resolution in official or {}:
+        print(f"{resolution}: mIoU {100 * results[resolution].scores.miou:.4f} (segkit) vs "
+              f"{100 * official[resolution]:.4f} (cityscapesscripts)")
     plot_dir = Path(args.save_dir) if args.save_dir else (Path(args.json).parent if args.json else None)
     if plot_dir is not None:
         for resolution, result in results.items():

@@ -3,13 +3,15 @@
 
     python tools/export.py --checkpoint runs/lraspp_large/best.pt --out model.onnx            # 1024x2048 logits
     python tools/export.py --checkpoint CKPT --out model_512.onnx --height 512 --width 1024 --labels
+    python tools/export.py --checkpoint CKPT --out model_half.onnx --resolution half   # network at 512x1024
 
 The graph has a fixed input size (LR-ASPP's gate kernel depends on it): input ``images`` (1, 3, H, W) float32,
 normalised as the checkpoint's config says (data.normalize: "tf" = x * 2/255 - 1, "imagenet" = mean/std);
 output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 trainIds. Inside, the graph follows
 segkit's pixel grid: it pads the images bottom/right to k * output_stride + 1 (1024x2048 -> 1025x2049), runs the
-network, upsamples the logits to the padded size and crops, as tools/eval.py does. The optional CONFIG
-replaces the checkpoint's model config (it must describe the same weights).
+network, upsamples the logits to the padded size and crops, as tools/eval.py does; with --resolution half it first
+area-downsamples the images by 2 and upsamples the logits back to the input size. The optional CONFIG replaces
+the checkpoint's model config (it must describe the same weights).
 """
 from __future__ import annotations
 
@@ -18,8 +20,9 @@ import sys
 
 from segkit.cli import checkpoint_model, main_guard
 from segkit.deploy.export import OPSET, export_onnx
-from segkit.deploy.predictor import MIN_PHOTO_SIZE
 from segkit.errors import UserError
+from segkit.predict import MIN_PHOTO_SIZE
+from segkit.resolutions import RESOLUTIONS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -29,6 +32,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, help="ONNX file to write")
     parser.add_argument("--height", type=int, default=1024, help="input height (default 1024)")
     parser.add_argument("--width", type=int, default=2048, help="input width (default 2048)")
+    parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
+                        help="run the network on the input as it is or downsampled by 2 (default: full)")
     parser.add_argument("--labels", action="store_true", help="end the graph in the uint8 label map (argmax)")
     parser.add_argument("--opset", type=int, default=OPSET, help="ONNX opset, 17 or newer (default %(default)s)")
     return parser.parse_args(argv)
@@ -40,10 +45,12 @@ def main(argv=None) -> None:
     if min(args.height, args.width) < MIN_PHOTO_SIZE:
         raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
     model, config = checkpoint_model(args.checkpoint, args.config)
-    parity = export_onnx(model, args.out, (args.height, args.width), labels=args.labels, opset=args.opset)
+    parity = export_onnx(model, args.out, (args.height, args.width), labels=args.labels, opset=args.opset,
+                         resolution=args.resolution)
     output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
     print(f"wrote {args.out}: {config.model.backbone}/{config.model.head}, input images (1, 3, {args.height}, "
-          f"{args.width}) normalised '{config.data.normalize}', output {output}, opset {args.opset}")
+          f"{args.width}) normalised '{config.data.normalize}', {args.resolution} resolution, output {output}, "
+          f"opset {args.opset}")
     print(f"parity with PyTorch (ONNX Runtime, random input): {parity}")
     if parity.max_abs_diff > 1e-3 or parity.label_agreement < 99.9:
         print("warning: the exported graph differs from PyTorch more than expected", file=sys.stderr)

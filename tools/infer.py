@@ -29,30 +29,22 @@ status is 1 if any failed (2 for a usage error such as no checkpoint).
 from __future__ import annotations
 
 import argparse
-import glob
-import os
 import signal
 import statistics
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+import torch
 from tqdm import tqdm
 
-from segkit.cli import main_guard, resolve_checkpoint
-from segkit.data.cityscapes import read_image
-from segkit.data.labels import colorize, to_label_ids
-from segkit.deploy.backends import BACKENDS
-from segkit.deploy.predictor import Predictor, overlay
-from segkit.deploy.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, open_camera, open_video,
-                                 segment_video)
-from segkit.errors import UserError, quiet_native_stderr
-from segkit.fileio import write_png
+from segkit.cli import main_guard, resolve_checkpoint, user_message
+from segkit.deploy.backends import BACKEND_CHOICES
+from segkit.deploy.photos import expand_inputs, load_photo, output_names, write_outputs
+from segkit.deploy.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera,
+                                 open_video, segment_video)
+from segkit.errors import UserError
+from segkit.predict import Predictor
 from segkit.resolutions import RESOLUTIONS
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-ORIENTATION_TAG = 0x0112  # EXIF
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -63,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
     parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
                         help="run the network on the full image or on it downsampled by 2 (default: full)")
-    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+    parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="auto = the fastest measured on this machine (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     video = parser.add_argument_group("video")
@@ -86,111 +78,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Image paths in the order given (folders sorted), and one error line per input that names nothing."""
-    paths, errors = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-            if not found:
-                errors.append(f"{item}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-            paths += found
-        elif path.exists() or not glob.has_magic(item):
-            paths.append(path)  # a missing plain path is reported when it is read
-        else:
-            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
-            if not found:
-                errors.append(f"{item}: no file matches this pattern")
-            paths += found
-    return paths, errors
-
-
-def load_photo(path: Path) -> np.ndarray:
-    if not path.exists():
-        raise UserError(f"{path}: file does not exist")
-    if path.is_dir():
-        raise UserError(f"{path}: is a folder, not an image")
-    with quiet_native_stderr():
-        try:
-            return upright(read_image(path), exif_orientation(path))
-        except UserError as e:
-            raise UserError(f"{path}: {e}") from None
-
-
-def exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag (1 = upright; 6 = turn 90 degrees clockwise, ...), 1 when there is none."""
-    try:
-        with Image.open(path) as image:
-            return int(image.getexif().get(ORIENTATION_TAG, 1))
-    except (OSError, ValueError, SyntaxError):  # not an image PIL reads: read_image has judged the file already
-        return 1
-
-
-def upright(image: np.ndarray, orientation: int) -> np.ndarray:
-    """The photo as a viewer shows it, for EXIF ``orientation`` 1-8 (mirrors and quarter turns)."""
-    flips = {2: (np.fliplr, 0), 3: (None, 2), 4: (np.flipud, 0), 5: (np.fliplr, 1), 6: (None, 3), 7: (np.fliplr, 3),
-             8: (None, 1)}
-    if orientation not in flips:
-        return image
-    mirror, turns = flips[orientation]
-    image = mirror(image) if mirror is not None else image
-    return np.ascontiguousarray(np.rot90(image, k=turns))
-
-
-def unique_inputs(paths: list[Path]) -> list[Path]:
-    """The inputs in order, each file once (a file named twice, e.g. by a folder and a glob, is segmented once)."""
-    seen, unique = set(), []
-    for path in paths:
-        key = os.path.realpath(path)
-        if key not in seen:
-            seen.add(key)
-            unique.append(path)
-    return unique
-
-
-def output_names(paths: list[Path]) -> list[str]:
-    """Output names (stems, possibly with a folder), one per input, all different: the input's stem; where inputs
-    share a stem, the stem with the extension (a_png), else with the folder relative to the inputs' common folder
-    (day/a), else both."""
-    if not paths:
-        return []
-    absolute = [Path(os.path.abspath(path)) for path in paths]
-    root = Path(os.path.commonpath([path.parent for path in absolute]))
-    schemes = (lambda p: p.stem, lambda p: f"{p.stem}_{p.suffix.lstrip('.')}",
-               lambda p: (p.parent.relative_to(root) / p.stem).as_posix(),
-               lambda p: (p.parent.relative_to(root) / f"{p.stem}_{p.suffix.lstrip('.')}").as_posix())
-    names = [p.stem for p in absolute]
-    for scheme in schemes[1:]:
-        counts = {}
-        for name in names:
-            counts[name] = counts.get(name, 0) + 1
-        clashing = [i for i, name in enumerate(names) if counts[name] > 1]
-        if not clashing:
-            break
-        for i in clashing:
-            names[i] = scheme(absolute[i])
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:  # only the same file twice gets here, and unique_inputs removes those
-        raise UserError(f"two inputs would write the same outputs ({', '.join(repeated)}); pass each file once.")
-    return names
-
-
-def save_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> None:
-    outputs = {f"{name}_color.png": colorize(labels), f"{name}_overlay.png": overlay(image, labels),
-               f"{name}_labelIds.png": to_label_ids(labels)}
-    for filename, array in outputs.items():
-        (out_dir / filename).parent.mkdir(parents=True, exist_ok=True)
-        write_png(out_dir / filename, array)
-
-
 @main_guard
 def main(argv=None) -> int:
     args = parse_args(argv)
     paths, failures = expand_inputs(args.inputs)
-    paths = unique_inputs(paths)
     videos = [] if args.video else [p for p in paths if p.suffix.lower() in VIDEO_EXTENSIONS]
     photos = [p for p in paths if p not in videos and not args.video]
+    options = VideoOptions(args.resolution, args.every, args.max_frames, args.alpha, args.smooth, args.save_labels,
+                           args.show)
+    if args.threads is not None and args.threads >= 1:
+        torch.set_num_threads(args.threads)  # this process's PyTorch pool (the runtimes get theirs from the backend)
     checkpoint = resolve_checkpoint(args.checkpoint)
     predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
@@ -207,8 +104,9 @@ def main(argv=None) -> int:
     if args.video and paths:
         sources.append(lambda: StillsSource(paths, sequence_name(args.inputs), args.fps))
     sources += [lambda path=path: open_video(path) for path in videos]
+    said = set()
     for source in sources:
-        if segment_one_video(source, predictor, out_dir, args, failures):
+        if segment_one_video(source, predictor, out_dir, options, failures, said):
             return 130
     return 1 if failures else 0
 
@@ -226,7 +124,7 @@ def segment_photos(paths: list[Path], predictor: Predictor, out_dir: Path, resol
         labels = predictor.predict(image, resolution=resolution)
         timing = predictor.last_timing
         latencies.append(timing.total_ms)
-        save_outputs(out_dir, name, image, labels)
+        write_outputs(out_dir, name, image, labels)
         first = image.shape not in sizes  # the first of its size pays for warm-up and the graph export
         sizes.add(image.shape)
         tqdm.write(f"{path}: {image.shape[1]}x{image.shape[0]} in {timing.total_ms:.0f} ms "
@@ -241,20 +139,25 @@ def segment_photos(paths: list[Path], predictor: Predictor, out_dir: Path, resol
     print(summary)
 
 
-def segment_one_video(open_source, predictor: Predictor, out_dir: Path, args, failures: list) -> bool:
-    """One video input to its overlay video; a bad input is a failure line. True when the run was interrupted."""
+def segment_one_video(open_source, predictor: Predictor, out_dir: Path, options: VideoOptions, failures: list,
+                      said: set) -> bool:
+    """One video input to its overlay video; a bad input is a failure line; each note is said once (``said``).
+    True when the run was interrupted."""
     try:
         source = open_source()
     except UserError as e:
-        failures.append(str(e))
-        print(f"error: {e}", file=sys.stderr)
+        failures.append(user_message(e))
+        print(f"error: {failures[-1]}", file=sys.stderr)
         return False
     print(f"{source.name}: {source.size[1]}x{source.size[0]} at {source.fps:g} frames/s"
           + (f", {source.count} frames" if source.count else ""))
-    report = segment_video(source, predictor, out_dir, args.resolution, args.every, args.max_frames, args.alpha,
-                           args.smooth, args.save_labels, args.show)
+    report = segment_video(source, predictor, out_dir, options)
+    for note in report.notes:
+        if note not in said:
+            print(note)
+            said.add(note)
     print(f"{'interrupted: ' if report.interrupted else ''}{report.frames} frames -> {report.output}"
-          + (f" (+ {source.name}_labelIds/)" if args.save_labels else "")
+          + (f" (+ {source.name}_labelIds/)" if options.save_labels else "")
           + f"; {report.fps:.1f} frames/s end to end, {report.predict_fps:.1f} frames/s in the predictor "
           f"({report.segmented} frames segmented)")
     return report.interrupted

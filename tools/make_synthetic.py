@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Write a synthetic Cityscapes-format data set (see segkit/data/synthetic.py for what it draws).
+"""Write a synthetic Cityscapes-format data set (``segkit.data.synthetic`` says what it draws).
 
 Example: python tools/make_synthetic.py --out data/synthetic --train 40 --val 10 --height 512 --width 1024
 """

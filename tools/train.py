@@ -5,8 +5,9 @@
     python tools/train.py configs/demo.py --set train.iterations=200 --work-dir runs/try
     torchrun --nproc_per_node 8 tools/train.py configs/lraspp_large.py     # DDP, one process per GPU
 
-The work dir (default runs/<config name>/) receives config.json, log.jsonl, last.pt, best.pt and curves.png;
---resume continues from its last.pt exactly where the run stopped.
+The work dir (default runs/<config name>/) receives config.json, log.jsonl (losses, rates, validations, and for
+each start the device, AMP dtype, memory format and loader workers it used and its peak memory), last.pt, best.pt
+and curves.png; --resume continues from its last.pt exactly where the run stopped.
 """
 from __future__ import annotations
 

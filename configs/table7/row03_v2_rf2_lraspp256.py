@@ -1,9 +1,6 @@
-"""Table 7 row 3: MobileNetV2 + RF2, LR-ASPP, F=256.
-Paper: 72.97 mIoU, 1.02M params, 12.83B MAdds (Cityscapes val, 1024x2048).
-Training recipe: the authors' Cityscapes recipe, segkit.config's defaults."""
-from segkit.config import Config, ModelConfig
+"""Table 7 row 3: MobileNetV2 + RF2, LR-ASPP, F=256, with the authors' Cityscapes recipe (segkit.config's defaults):
+segkit.config.table7_config builds it from segkit.paper.TABLE7, which also holds the row's published mIoU, params,
+MAdds and latency."""
+from segkit.config import table7_config
 
-config = Config(
-    name="row03_v2_rf2_lraspp256",
-    model=ModelConfig(backbone="mobilenet_v2", width_mult=1.0, rf2=True, head="lraspp", head_channels=256),
-)
+config = table7_config(3)

@@ -8,10 +8,8 @@ Convert it with
         --config configs/tf_zoo/mnv3_large_cityscapes.py --out mnv3_large_cityscapes.pt
 The training sections are the authors' Cityscapes recipe, for fine-tuning.
 """
-from pathlib import Path
+from segkit.config import table7_config
 
-from segkit.config import read_config
-
-config = read_config(Path(__file__).parents[1] / "table7" / "row08_v3_rf2_lraspp128.py")
+config = table7_config(8)
 config.name = "mnv3_large_cityscapes"
 config.model.output_stride = 32

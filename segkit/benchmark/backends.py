@@ -15,15 +15,16 @@ from segkit.benchmark.table7 import benchmark_config
 from segkit.config import Config
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import generate_scene
-from segkit.deploy.backends import (OnnxRuntimeBackend, OpenVinoBackend, TorchBackend, cpu_has_bf16,
-                                    default_backend)
-from segkit.deploy.labelmap import dense_label_map, label_map, resize_steps
-from segkit.deploy.predictor import Predictor, to_input
-from segkit.inference import grid_size, pad_to_grid
+from segkit.data.transforms import image_to_tensor
+from segkit.deploy.backends import BACKENDS, TorchBackend, cpu_has_bf16, default_backend
+from segkit.deploy.labelmap import label_map
+from segkit.inference import plan_for, plan_prediction, to_labels
 from segkit.models import build_model
+from segkit.predict import Predictor
 from segkit.resolutions import RESOLUTIONS
 
-COMPARED = ("torch-eager", "torch", "onnxruntime", "openvino", "openvino-bf16", "torchvision")
+# Every backend of the table, between the model as trained ("torch-eager") and torchvision's LR-ASPP.
+COMPARED = ("torch-eager", *BACKENDS, "torchvision")
 
 
 def available_backends(names=COMPARED) -> tuple[str, ...]:
@@ -62,21 +63,21 @@ class TorchvisionLRASPP(nn.Module):
 
 def backend_predictors(config: Config, backends=COMPARED, threads: int | None = None,
                        model: nn.Module | None = None) -> dict:
-    """name -> Predictor. "torch-eager" is the model as trained (eval mode); "torch" and "onnxruntime" are
-    ``segkit.deploy``'s backends; "torchvision" is torchvision's model, eager, through the same code.
-    ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
+    """name -> Predictor on the CPU. "torch-eager" is the model as trained (eval mode, the reference path); the
+    others of ``BACKENDS`` are ``segkit.deploy``'s; "torchvision" is torchvision's model, eager, through the same
+    code. ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
     model = (model if model is not None else build_model(config.model)).eval()
     normalize = config.data.normalize
-    factories = {
-        "torch-eager": lambda: Predictor(TorchBackend(model, optimize=False), normalize),
-        "torch": lambda: Predictor(TorchBackend(model), normalize),
-        "onnxruntime": lambda: Predictor(OnnxRuntimeBackend(model, threads), normalize),
-        "openvino": lambda: Predictor(OpenVinoBackend(model, threads, "f32"), normalize),
-        "openvino-bf16": lambda: Predictor(OpenVinoBackend(model, threads, "bf16"), normalize),
-        "torchvision": lambda: Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes), optimize=False),
-                                         "imagenet"),
-    }
-    return {name: factories[name]() for name in backends}
+
+    def build(name: str) -> Predictor:
+        if name == "torch-eager":
+            return Predictor(TorchBackend(model, "cpu", optimize=False), normalize)
+        if name == "torchvision":
+            return Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes), "cpu", optimize=False),
+                             "imagenet")
+        return Predictor.from_model(model, normalize, name, "cpu", threads)
+
+    return {name: build(name) for name in backends}
 
 
 def compare_backends(config: Config, resolutions=("full", "half"), repeats: int = 5,
@@ -100,7 +101,7 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     bf16_gflops = sgemm_gflops(dtype=torch.bfloat16) if any(name.endswith("bf16") for name in backends) else None
     label_step = label_map_timings(repeats)
     medians = {name: {res: round(statistics.median(t), 2) for res, t in per.items()} for name, per in timings.items()}
-    default = default_backend()
+    default = default_backend(torch.device("cpu"))
     bound = {res: round(1000 * 2 * record["madds"][res] / (gflops * 1e9), 2) for res in resolutions}
     record.update({
         "backend": default,
@@ -126,9 +127,14 @@ def backend_runners(predictors: dict) -> dict:
     for name, predictor in predictors.items():
         runners[name] = lambda image, p=predictor: p.predict(image)
         if name not in ("torch-eager", "torchvision"):
-            runners[f"{name} network"] = lambda image, p=predictor: p.backend.network(
-                pad_to_grid(to_input(image, p.normalize), p.backend.stride))
+            runners[f"{name} network"] = lambda image, p=predictor: network_alone(p, image)
     return runners
+
+
+def network_alone(predictor: Predictor, image: np.ndarray) -> torch.Tensor:
+    """The backend's head logits of a normalised photo on the pixel grid (no resize, no label map)."""
+    plan = plan_for(image.shape[:2], "full", predictor.backend.stride)
+    return predictor.backend.logits(plan.network_input(image_to_tensor(image, predictor.normalize)[None]), plan)
 
 
 def interleaved_timings(runners: dict, resolutions, repeats: int, photo: np.ndarray | None) -> dict:
@@ -199,7 +205,7 @@ def backends_report(record: dict, repeats: int) -> str:
               ("Inputs: trained weights" if record["trained_weights"] else "Inputs: random weights")
               + (" on a photo." if record["photo"] else " on noise.")]
     if not (record["trained_weights"] and record["photo"]):
-        lines += ["Noise label maps take label_map's dense fallback (pass --checkpoint and --image for real use).",
+        lines += ["Noise label maps take label_map's dense fallback (trained weights on a photo give real ones).",
                   "The label-map step alone on logits shaped like a trained model's (synthetic scene, 1/8 -> labels):"]
     else:
         lines.append("The label-map step alone on logits shaped like a trained model's "
@@ -223,23 +229,22 @@ def label_map_timings(repeats: int = 5, num_classes: int = 19) -> dict:
     result = {}
     for name in ("full", "half"):
         _, label_ids = generate_scene(*RESOLUTIONS[name].size, np.random.default_rng(0))
-        network = RESOLUTIONS[name].size
-        padded = grid_size(network, 16)  # the network input on the pixel grid of output stride 16
-        low = ((padded[0] - 1) // 8 + 1, (padded[1] - 1) // 8 + 1)
+        plan = plan_prediction(RESOLUTIONS[name].size, 16)  # the network input on the pixel grid of OS16
+        low = ((plan.padded_size[0] - 1) // 8 + 1, (plan.padded_size[1] - 1) // 8 + 1)
         train_ids = torch.from_numpy(to_train_ids(label_ids)).long()
         train_ids = F.interpolate(train_ids[None, None].float(), size=low, mode="nearest")[0, 0].long()
         train_ids[train_ids >= num_classes] = 0
         generator = torch.Generator().manual_seed(0)
         logits = 4 * F.one_hot(train_ids, num_classes).permute(2, 0, 1)[None].float().contiguous()
         logits += torch.randn(logits.shape, generator=generator)
-        steps = resize_steps(network, network, padded)
+        ways = {"dense": lambda: to_labels(plan.upsample(logits))[0], "label_map": lambda: label_map(logits, plan)}
         timings = {"dense": [], "label_map": []}
         for _ in range(repeats + 1):
-            for key, fn in (("dense", dense_label_map), ("label_map", label_map)):
+            for key, fn in ways.items():
                 start = time.perf_counter()
-                fn(logits, steps)
+                fn()
                 timings[key].append(1000 * (time.perf_counter() - start))
-        dense, fast = dense_label_map(logits, steps), label_map(logits, steps)
         result[name] = {key: round(statistics.median(t[1:]), 1) for key, t in timings.items()}
-        result[name]["agreement_pct"] = round(100 * (dense == fast).double().mean().item(), 4)
+        agreement = (ways["dense"]() == ways["label_map"]()).double().mean().item()
+        result[name]["agreement_pct"] = round(100 * agreement, 4)
     return result

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from segkit.complexity import count_madds, count_parameters
-from segkit.config import Config, load_config
+from segkit.config import Config, load_config, table7_config
 from segkit.models import build_model
 from segkit.paper import TABLE7, Table7Row
 from segkit.resolutions import RESOLUTIONS
@@ -32,7 +32,8 @@ def measure_latency(model: nn.Module, size: tuple[int, int], repeats: int = 5, w
 
 
 def benchmark_config(config: Config, resolutions=("full", "half"), repeats: int = 5, latency: bool = True) -> dict:
-    """The DESIGN.md benchmark record of one config: params, MAdds and median latency per resolution."""
+    """The benchmark record of one config (docs/architecture.md#output-formats): params, MAdds and median latency
+    per resolution."""
     model = build_model(config.model)
     record = {
         "config": config.name,
@@ -50,7 +51,8 @@ def benchmark_config(config: Config, resolutions=("full", "half"), repeats: int 
 
 
 def table7_configs(config_dir: Path) -> list[tuple[Table7Row, Config]]:
-    """Pair each paper row with ``configs/table7/rowNN_*.py``, checking the config builds that row."""
+    """Pair each paper row with ``configs/table7/rowNN_*.py``, checking the file builds the network of
+    ``table7_config`` for that row (a file edited by hand may not)."""
     pairs = []
     for row in TABLE7:
         matches = sorted(config_dir.glob(f"row{row.n:02d}_*.py"))
@@ -58,11 +60,11 @@ def table7_configs(config_dir: Path) -> list[tuple[Table7Row, Config]]:
             raise FileNotFoundError(f"expected one config for Table 7 row {row.n} in {config_dir}, "
                                     f"found {len(matches)}")
         config = load_config(matches[0])
-        model = config.model
-        built = (model.backbone, model.width_mult, model.rf2, model.head, model.head_channels)
-        expected = (row.backbone, row.width_mult, row.rf2, row.head, row.head_channels)
-        if built != expected:
-            raise ValueError(f"{matches[0]} builds {built}, but Table 7 row {row.n} is {expected}")
+        built, expected = vars(config.model), vars(table7_config(row.n).resolved().model)
+        differs = [f"model.{key}={value!r}" for key, value in built.items() if value != expected[key]]
+        if differs:
+            raise ValueError(f"{matches[0]} builds another network than Table 7 row {row.n} "
+                             f"(segkit.config.table7_config({row.n})): {', '.join(differs)}")
         pairs.append((row, config))
     return pairs
 

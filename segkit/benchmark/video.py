@@ -15,7 +15,7 @@ from torch import nn
 from segkit.benchmark.backends import backend_predictors
 from segkit.config import Config
 from segkit.data.synthetic import generate_scene
-from segkit.deploy.video import CITYSCAPES_FPS, open_video, segment_video
+from segkit.deploy.video import CITYSCAPES_FPS, VideoOptions, open_video, segment_video
 
 CLIP_SIZE = (1024, 2048)  # a Cityscapes frame
 CLIP_FRAMES = 24
@@ -57,7 +57,7 @@ def video_rates(predictor, clip: Path, resolution: str, repeats: int) -> dict:
                 predictor.predict(frame, resolution)
             single.append(len(frames) / (time.perf_counter() - start))
             start = time.perf_counter()
-            report = segment_video(open_video(clip), predictor, out, resolution, progress=False)
+            report = segment_video(open_video(clip), predictor, out, VideoOptions(resolution), progress=False)
             end_to_end.append(report.frames / (time.perf_counter() - start))
             network.append(report.predict_fps)
     single_fps, video_fps = statistics.median(single), statistics.median(end_to_end)

@@ -32,18 +32,18 @@ from segkit.errors import UserError
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
 TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
-MAKE_DATA_HINT = "python tools/make_synthetic.py --out data/synthetic"
+MAKE_DATA_HINT = "tools/make_synthetic.py (a synthetic city in this layout)"
 
 
 def resolve_data_root(cli_value: str | os.PathLike | None, config_value: str | os.PathLike | None = None) -> Path:
-    """The data root: ``--data-root``, else the config's ``data.root``, else ``$CITYSCAPES_DATASET``."""
+    """The data root: the caller's (a tool's ``--data-root``), else the config's ``data.root``, else
+    ``$CITYSCAPES_DATASET``."""
     for value in (cli_value, config_value, os.environ.get("CITYSCAPES_DATASET")):
         if value:
             return Path(value).expanduser()
-    raise UserError(
-        "no Cityscapes data root given; pass --data-root DIR, set data.root or $CITYSCAPES_DATASET, "
-        f"or make a synthetic data set with `{MAKE_DATA_HINT}`."
-    )
+    raise UserError("no Cityscapes data root given; give data_root=DIR (or set data.root or $CITYSCAPES_DATASET) "
+                    f"with leftImg8bit/ and gtFine/ in it, or make a synthetic data set with {MAKE_DATA_HINT}.",
+                    "data_root")
 
 
 @dataclass(frozen=True)
@@ -129,14 +129,14 @@ def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike |
 def find_samples(root: Path, split: str, with_labels: bool) -> list[Sample]:
     """Pair every ``*_leftImg8bit.png`` of the split with its label file (cheap: names only)."""
     if not root.is_dir():
-        raise UserError(f"data root {root} does not exist; point --data-root (or $CITYSCAPES_DATASET) at the folder "
-                        f"holding leftImg8bit/ and gtFine/, or make one with `{MAKE_DATA_HINT}`.")
+        raise UserError(f"data_root={str(root)!r} does not exist; point it (or $CITYSCAPES_DATASET) at the folder "
+                        f"holding leftImg8bit/ and gtFine/, or make one with {MAKE_DATA_HINT}.", "data_root")
     image_dir = root / "leftImg8bit" / split
     image_paths = sorted(image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
     if not image_paths:
         raise UserError(f"no images {image_dir}/CITY/*{IMAGE_SUFFIX} found for split {split!r}; check that {root} "
                         f"has the official Cityscapes layout (leftImg8bit/{split}/CITY/...), e.g. from "
-                        f"`{MAKE_DATA_HINT}`.")
+                        f"{MAKE_DATA_HINT}.")
     samples = []
     for image_path in image_paths:
         city = image_path.parent.name

@@ -1,15 +1,22 @@
-"""ONNX export of a segmentor, with an optional in-graph label map, and its parity check against PyTorch.
+"""ONNX graphs of a segmentor: the wrappers every exported graph is made of, the export itself, and the parity
+check against PyTorch.
+
+The wrappers put a prediction's ``segkit.inference.GridPlan`` inside the graph, so that what a runtime computes is
+what ``segkit.inference.predict_scores`` computes for that image size:
+
+- ``HeadLogits``: normalised images already on the pixel grid -> head logits (the backends' per-size graph);
+- ``PhotoLogits``: uint8 RGB photos (1, H, W, 3) -> normalise -> the plan's resize and pad -> head logits (OpenVINO
+  fuses the normalisation into the first convolution and never writes a float copy of the photo);
+- ``GridLogits``: normalised images of the photo's size -> the whole plan -> logits at the photo's size, or the
+  label map (``tools/export.py``).
 
 One graph per input size: LR-ASPP's gate pool clips its kernel to the feature map (49x49 at 1024x2048, global
 along an axis at smaller sizes), so the kernel is a static value of the traced size. A fixed-size graph is also
-what lets ONNX Runtime fold every shape computation and pick the fastest kernels. The exported graph takes images
-of the photo's size and follows segkit's pixel grid inside (``segkit.inference.predict_logits``: pad to
-k * output_stride + 1, network, align_corners upsample to the padded size, crop), so its logits and labels are
-those of ``tools/eval.py`` for that size.
+what lets ONNX Runtime fold every shape computation and pick the fastest kernels.
 
 Exporter: the TorchScript exporter (``dynamo=False``). On these models both exporters give the same ops and the
 same ONNX Runtime latency after graph optimisation, but the TorchScript one exports in about a second instead of
-many, which matters because ``Predictor`` exports on first use of each image size.
+many, which matters because the backends export on first use of each image size.
 """
 from __future__ import annotations
 
@@ -23,51 +30,81 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from segkit.data.transforms import scale_offset
 from segkit.errors import UserError
 from segkit.fileio import atomic_write_bytes
-from segkit.inference import predict_logits, to_labels, upsample_logits
+from segkit.inference import GridPlan, grid_stride, network_logits, plan_for, predict_scores, to_labels
 
 OPSET = 17
 
 
-class GridLogits(nn.Module):
-    """Images of any size -> logits at that size on the model's pixel grid (``predict_logits``), optionally
-    upsampled to ``output_size`` (the original image size at half resolution) and reduced to the label map
-    (N, H, W) uint8: the computation of ``segkit.inference.predict_scores`` (+ ``to_labels``) without TTA."""
+class HeadLogits(nn.Module):
+    """Normalised images on the pixel grid (a plan's network input) -> the model's head logits."""
 
-    def __init__(self, model: nn.Module, labels: bool = False, output_size: tuple[int, int] | None = None):
+    def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.labels = labels
-        self.output_size = output_size
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        logits = predict_logits(self.model, images)
-        if self.output_size is not None:
-            logits = upsample_logits(logits, self.output_size)
-        # to_labels' max(1).indices exports as ONNX ArgMax (the first index on ties, as in torch)
+        return network_logits(self.model, images)
+
+
+class PhotoLogits(nn.Module):
+    """uint8 RGB photos (1, H, W, 3) of ``plan.image_size`` -> normalise (as ``image_to_tensor``) -> the plan's
+    network input -> head logits."""
+
+    def __init__(self, model: nn.Module, normalize: str, plan: GridPlan):
+        super().__init__()
+        scale, offset = scale_offset(normalize)
+        self.model, self.plan = model, plan
+        self.register_buffer("scale", torch.from_numpy(scale).view(1, 3, 1, 1))
+        self.register_buffer("offset", torch.from_numpy(offset).view(1, 3, 1, 1))
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        images = photos.permute(0, 3, 1, 2).float() * self.scale - self.offset
+        return network_logits(self.model, self.plan.network_input(images))
+
+
+class GridLogits(nn.Module):
+    """Normalised images of ``plan.image_size`` -> the whole plan (resize, pad, network, upsample, crop) -> logits
+    at the image size, or with ``labels`` the label map (N, H, W) uint8 (``to_labels``' max exports as ONNX ArgMax,
+    the first index on ties as in torch)."""
+
+    def __init__(self, model: nn.Module, plan: GridPlan, labels: bool = False):
+        super().__init__()
+        self.model, self.plan, self.labels = model, plan, labels
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        logits = self.plan.upsample(network_logits(self.model, self.plan.network_input(images)))
         return to_labels(logits) if self.labels else logits
 
 
-def onnx_bytes(model: nn.Module, size: tuple[int, int], labels: bool = False,
-               output_size: tuple[int, int] | None = None, opset: int = OPSET, input_dtype=torch.float32,
-               channels_last_input: bool = False) -> bytes:
-    """The ONNX graph of ``model`` (eval mode) for a 1x3xHxW input, as bytes: the module as it is (e.g. the
-    head logits of ``segkit.predict.HeadLogits``), or with ``labels`` the label map of ``GridLogits``.
-
-    Input ``images`` (1, 3, H, W) float32, normalised; output ``logits`` (the module's), or with ``labels`` the
-    label map ``labels`` (1, H', W') uint8 at ``output_size`` (default: the input size).
-    ``input_dtype`` / ``channels_last_input`` (1, H, W, 3) are for models that take photos (``PhotoLogits``)."""
-    model = copy.deepcopy(model).float().eval().to(memory_format=torch.contiguous_format)
-    wrapped = GridLogits(model, labels=True, output_size=output_size) if labels else model
-    example = torch.zeros((1, *size, 3) if channels_last_input else (1, 3, *size), dtype=input_dtype)
+def onnx_bytes(module: nn.Module, example: torch.Tensor, output_name: str = "logits", opset: int = OPSET) -> bytes:
+    """The ONNX graph of ``module`` (a copy in eval mode, float32) traced on ``example``: input ``images``, one
+    output ``output_name``."""
+    module = copy.deepcopy(module).float().eval().to(memory_format=torch.contiguous_format)
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings about Python ints taken from shapes: sizes are fixed
-        torch.onnx.export(wrapped, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=["images"], output_names=["labels" if labels else "logits"],
-                          do_constant_folding=True)
+        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset, input_names=["images"],
+                          output_names=[output_name], do_constant_folding=True)
     return buffer.getvalue()
+
+
+def head_graph(model: nn.Module, padded_size: tuple[int, int]) -> bytes:
+    """``HeadLogits`` for normalised (1, 3, *padded_size) float32 inputs."""
+    return onnx_bytes(HeadLogits(model), torch.zeros(1, 3, *padded_size))
+
+
+def photo_graph(model: nn.Module, normalize: str, plan: GridPlan) -> bytes:
+    """``PhotoLogits`` for (1, H, W, 3) uint8 photos of the plan's image size."""
+    return onnx_bytes(PhotoLogits(model, normalize, plan), torch.zeros(1, *plan.image_size, 3, dtype=torch.uint8))
+
+
+def grid_graph(model: nn.Module, plan: GridPlan, labels: bool = False, opset: int = OPSET) -> bytes:
+    """``GridLogits`` for normalised (1, 3, H, W) float32 images of the plan's image size."""
+    return onnx_bytes(GridLogits(model, plan, labels), torch.zeros(1, 3, *plan.image_size),
+                      "labels" if labels else "logits", opset)
 
 
 def ort_session(model_bytes_or_path, threads: int | None = None):
@@ -101,13 +138,13 @@ class Parity:
 
 
 @torch.inference_mode()
-def check_parity(model: nn.Module, size: tuple[int, int], logits_session, labels_session=None,
-                 seed: int = 0) -> Parity:
-    """Compare ``logits_session`` (and ``labels_session``, if given) with eager PyTorch at ``size``
-    (``predict_logits``: the pixel grid, as the exported graphs)."""
+def check_parity(model: nn.Module, size: tuple[int, int], logits_session, labels_session=None, seed: int = 0,
+                 resolution: str = "full") -> Parity:
+    """Compare ``logits_session`` (and ``labels_session``, if given) with eager PyTorch (``predict_scores``) on a
+    random normalised input of ``size``."""
     generator = torch.Generator().manual_seed(seed)
     images = torch.randn(1, 3, *size, generator=generator)
-    expected = predict_logits(model.eval(), images)
+    expected = predict_scores(model.eval(), images, resolution)
     logits = torch.from_numpy(logits_session.run(None, {"images": images.numpy()})[0])
     expected_labels = expected.max(dim=1).indices
     session_labels = logits.max(dim=1).indices if labels_session is None else torch.from_numpy(
@@ -117,24 +154,21 @@ def check_parity(model: nn.Module, size: tuple[int, int], logits_session, labels
                   max_abs_logit=expected.abs().max().item())
 
 
-def export_onnx(model: nn.Module, path, size: tuple[int, int], labels: bool = False,
-                opset: int = OPSET) -> Parity:
-    """Write the ONNX graph of ``model`` at ``size`` to ``path`` (atomically) and return its parity with PyTorch.
-
-    With ``labels`` the graph ends in the label map; parity then also compares its labels with PyTorch's."""
+def export_onnx(model: nn.Module, path, size: tuple[int, int], labels: bool = False, opset: int = OPSET,
+                resolution: str = "full") -> Parity:
+    """Write the ONNX graph of ``model`` for images of ``size`` predicted at ``resolution`` to ``path``
+    (atomically) and return its parity with PyTorch. With ``labels`` the graph ends in the label map; parity then
+    also compares its labels with PyTorch's."""
     if opset < 17:
-        raise UserError(f"ONNX opset {opset} is too old; use 17 or newer.")
+        raise UserError(f"opset={opset} is too old for ONNX export; use 17 or newer.", "opset")
     path = Path(path)
-    logits_graph = onnx_bytes(GridLogits(model), size, labels=False, opset=opset)
-    graph = onnx_bytes(model, size, labels=True, opset=opset) if labels else logits_graph
-    parity = check_parity(model, size, ort_session(logits_graph), ort_session(graph) if labels else None)
-    _atomic_write(path, graph)
-    return parity
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """A crash leaves no half-written model: write a temp file beside ``path``, then rename it over."""
+    plan = plan_for(size, resolution, grid_stride(model))
+    logits_graph = grid_graph(model, plan, labels=False, opset=opset)
+    graph = grid_graph(model, plan, labels=True, opset=opset) if labels else logits_graph
+    parity = check_parity(model, size, ort_session(logits_graph), ort_session(graph) if labels else None,
+                          resolution=resolution)
     try:
-        atomic_write_bytes(path, data)
+        atomic_write_bytes(path, graph)  # a crash leaves no half-written model
     except OSError as e:
-        raise UserError(f"cannot write {path} ({e.strerror}); choose another --out.") from None
+        raise UserError(f"cannot write out={str(path)!r} ({e.strerror}); choose another file.", "out") from None
+    return parity

@@ -13,8 +13,9 @@ vector, hence for any non-negative weighted sum). So:
 A trained model's 1/8 label map is smooth (few windows straddle a boundary); a random-weight model's is noise, and
 then the dense computation is faster: above ``MAX_MIXED`` of mixed windows ``label_map`` does that instead.
 
-Labels equal ``to_labels(upsample_logits(...))`` up to float rounding at near-ties (the weights are applied in
-another order); tests/test_predict.py checks the agreement.
+The steps from the logits to the label map are those of the prediction's ``segkit.inference.GridPlan``, executed
+here sparsely; labels equal ``to_labels(plan.upsample(logits))`` (the dense execution) up to float rounding at
+near-ties (the weights are applied in another order); tests/test_labelmap.py checks the agreement.
 """
 from __future__ import annotations
 
@@ -24,19 +25,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# The path from head logits to the label map, step by step, each a (kind, (height, width)):
-#   "corners": bilinear resize with align_corners=True (TF's resize: logits to the padded network input),
-#   "crop":    keep the first rows and columns (the image's own pixels inside the padded grid),
-#   "centers": bilinear resize with align_corners=False (segkit.inference.upsample_logits: from half resolution).
-ResizeStep = tuple[str, tuple[int, int]]
+from segkit.inference import GridPlan, to_labels
 # Fraction of mixed windows (one per low-resolution cell) above which the dense path is cheaper: the sparse path's
 # cost grows with the mixed windows, the dense one's does not (break-even near 0.8 on 2 cores, full and half size).
 MAX_MIXED = 0.75
 
 
 def interpolation_matrix(n_in: int, n_out: int, kind: str) -> torch.Tensor:
-    """The (n_out, n_in) matrix of one ``ResizeStep`` along an axis, as ``F.interpolate(mode="bilinear")``
-    computes it (or the crop's selection)."""
+    """The (n_out, n_in) matrix of one ``segkit.inference.ResizeStep`` along an axis, as
+    ``F.interpolate(mode="bilinear")`` computes it (or the crop's selection)."""
     if kind == "crop":
         return torch.eye(n_in, dtype=torch.float64)[:n_out]
     out = torch.arange(n_out, dtype=torch.float64)
@@ -85,32 +82,10 @@ def axis_plan(n_in: int, steps: tuple[tuple[str, int], ...]) -> AxisPlan:
     return AxisPlan(k, start, weights, groups)
 
 
-def resize_steps(network_size: tuple[int, int], image_size: tuple[int, int], padded_size: tuple[int, int]) \
-        -> list[ResizeStep]:
-    """The steps between head logits and the image's label map (segkit.inference.predict_scores): upsample to the
-    padded network input (TF's align_corners), crop the network input's own pixels, then, at half resolution,
-    upsample to the image (half-pixel centres)."""
-    steps = [("corners", tuple(padded_size))]
-    if tuple(network_size) != tuple(padded_size):
-        steps.append(("crop", tuple(network_size)))
-    if tuple(image_size) != tuple(network_size):
-        steps.append(("centers", tuple(image_size)))
-    return steps
-
-
-def dense_label_map(logits: torch.Tensor, steps: list[ResizeStep]) -> torch.Tensor:
-    """The reference: every step at full size, then ``max(1).indices`` (segkit.inference.to_labels)."""
-    for kind, size in steps:
-        if kind == "crop":
-            logits = logits[..., : size[0], : size[1]]
-        else:
-            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=kind == "corners")
-    return logits.max(dim=1).indices[0].to(torch.uint8)
-
-
-def label_map(logits: torch.Tensor, steps: list[ResizeStep], block_batch: int = 1024) -> torch.Tensor:
-    """Labels (H, W) uint8 of ``logits`` (1, C, h, w) taken through ``steps`` (the last gives the output size)."""
+def label_map(logits: torch.Tensor, plan: GridPlan, block_batch: int = 1024) -> torch.Tensor:
+    """Labels (H, W) uint8 of head logits (1, C, h, w) taken through ``plan``'s steps to its image size."""
     source = logits = logits.float().contiguous()  # channels_last logits would make the dense path 4x slower
+    steps = plan.steps
     logits = logits[0]
     _, h, w = logits.shape
     y = axis_plan(h, tuple((kind, size[0]) for kind, size in steps))
@@ -133,7 +108,7 @@ def label_map(logits: torch.Tensor, steps: list[ResizeStep], block_batch: int = 
     if len(mixed) == 0:
         return labels
     if len(mixed) > MAX_MIXED * window_same.numel():
-        return dense_label_map(source, steps)
+        return to_labels(plan.upsample(source))[0]
     mixed = torch.stack([row_ids[mixed[:, 0]], col_ids[mixed[:, 1]]], dim=1)
     return _interpolate_mixed(logits, labels, mixed, y, x, w, block_batch)
 

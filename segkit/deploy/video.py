@@ -12,7 +12,7 @@ import queue
 import shutil
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -22,9 +22,11 @@ from tqdm import tqdm
 from segkit.data.cityscapes import read_image
 from segkit.data.labels import to_label_ids
 from segkit.deploy.labelmap import label_map
-from segkit.deploy.predictor import Predictor, overlay
+from segkit.deploy.photos import overlay
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
+from segkit.predict import Predictor
+from segkit.resolutions import resolution as check_resolution
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 CITYSCAPES_FPS = 17.0  # the frame rate of Cityscapes' demoVideo sequences, for frame sequences without one
@@ -99,7 +101,8 @@ def open_camera(index: int) -> CaptureSource:
     with quiet_native_stderr():
         capture = cv2.VideoCapture(index)
     if not capture.isOpened():
-        raise UserError(f"camera {index} does not exist or cannot be opened; check --camera (0 is the first).")
+        raise UserError(f"camera {index} does not exist or cannot be opened; check camera={index} (0 is the first).",
+                        "camera")
     return CaptureSource(capture, f"camera{index}", f"camera {index}")
 
 
@@ -123,14 +126,43 @@ class StillsSource(FrameSource):
 
 # ---- the run -----------------------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class VideoOptions:
+    """How a video is segmented: ``resolution`` of the network; the predictor runs on every ``every``-th frame
+    (the frames between keep its labels); at most ``max_frames``; the mask blended with ``alpha``; ``smooth`` > 0
+    averages the low-resolution logits over time (that share of the past kept per frame); ``save_labels`` writes
+    one labelIds PNG per frame; ``show`` opens a window where a display exists."""
+
+    resolution: str = "full"
+    every: int = 1
+    max_frames: int | None = None
+    alpha: float = 0.5
+    smooth: float = 0.0
+    save_labels: bool = False
+    show: bool = False
+
+    def __post_init__(self):
+        check_resolution(self.resolution)
+        if self.every < 1:
+            raise UserError(f"every={self.every} must be at least 1.", "every")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise UserError(f"max_frames={self.max_frames} must be at least 1.", "max_frames")
+        if not 0 <= self.alpha <= 1:
+            raise UserError(f"alpha={self.alpha} must lie in [0, 1].", "alpha")
+        if not 0 <= self.smooth < 1:
+            raise UserError(f"smooth={self.smooth} must lie in [0, 1): the share of the past kept per frame.",
+                            "smooth")
+
+
 @dataclass
 class VideoReport:
     output: Path  # the overlay video
     frames: int  # written to it
-    segmented: int  # frames the predictor ran on (every --every-th)
+    segmented: int  # frames the predictor ran on (every ``every``-th)
     seconds: float  # end to end
     predict_seconds: float  # in the predictor alone
     interrupted: bool = False
+    notes: list[str] = field(default_factory=list)  # what the caller may want to tell the user (no display, ...)
 
     @property
     def fps(self) -> float:
@@ -146,7 +178,7 @@ class Smoother:
 
     def __init__(self, strength: float):
         if not 0 <= strength < 1:
-            raise UserError(f"--smooth {strength} must lie in [0, 1): the share of the past kept per frame.")
+            raise UserError(f"smooth={strength} must lie in [0, 1): the share of the past kept per frame.", "smooth")
         self.strength, self.average = strength, None
 
     def __call__(self, logits):
@@ -157,42 +189,21 @@ class Smoother:
         return self.average
 
 
-def segment_video(source: FrameSource, predictor: Predictor, out_dir, resolution: str = "full", every: int = 1,
-                  max_frames: int | None = None, alpha: float = 0.5, smooth: float = 0.0,
-                  save_labels: bool = False, show: bool = False, progress: bool = True) -> VideoReport:
-    """Segment ``source`` into ``out_dir/<name>_overlay.mp4`` (same frame rate and size), with ``save_labels`` one
-    labelIds PNG per frame in ``out_dir/<name>_labelIds/``. The predictor runs on every ``every``-th frame (the
-    frames between keep its labels); ``smooth`` > 0 averages the low-resolution logits over time. Ctrl-C (or
-    SIGTERM, made a KeyboardInterrupt by the caller) ends the run early with a playable video of what was done."""
-    if every < 1 or (max_frames is not None and max_frames < 1) or not 0 <= alpha <= 1:
-        raise UserError(f"--every {every} and --max-frames {max_frames} must be at least 1 and --alpha {alpha} in "
-                        "[0, 1].")
-    smoother = Smoother(smooth) if smooth else None
+def segment_video(source: FrameSource, predictor: Predictor, out_dir, options: VideoOptions = VideoOptions(),
+                  progress: bool = True) -> VideoReport:
+    """Segment ``source`` into ``out_dir/<name>_overlay.mp4`` (same frame rate and size), with
+    ``options.save_labels`` one labelIds PNG per frame in ``out_dir/<name>_labelIds/``. Ctrl-C (or SIGTERM, made
+    a KeyboardInterrupt by the caller) ends the run early with a playable video of what was done."""
     out_dir = Path(out_dir)
-    output = out_dir / f"{source.name}_overlay.mp4"
-    writer = VideoWriterThread(output, source.fps, source.size, alpha,
-                               out_dir / f"{source.name}_labelIds" if save_labels else None)
-    reader = ReaderThread(source, max_frames)
-    window = show_window(show)
-    bar = tqdm(total=min(filter(None, (source.count, max_frames)), default=None), unit="frame",
+    writer = VideoWriterThread(out_dir / f"{source.name}_overlay.mp4", source.fps, source.size, options.alpha,
+                               out_dir / f"{source.name}_labelIds" if options.save_labels else None)
+    reader = ReaderThread(source, options.max_frames)
+    window, notes = show_window(options.show)
+    bar = tqdm(total=min(filter(None, (source.count, options.max_frames)), default=None), unit="frame",
                disable=not progress, dynamic_ncols=True)
-    start, predicting, segmented, labels, interrupted = time.perf_counter(), 0.0, 0, None, False
+    start, interrupted, tally = time.perf_counter(), False, Tally()
     try:
-        for frame in reader:
-            if frame.index % every == 0 or labels is None:
-                began = time.perf_counter()
-                if smoother is None:
-                    labels = predictor.predict(frame.image, resolution)
-                else:
-                    logits, steps = predictor.logits(frame.image, resolution)
-                    labels = label_map(smoother(logits), steps).numpy()
-                predicting += time.perf_counter() - began
-                segmented += 1
-            writer.put(frame, labels)
-            if window:
-                cv2.imshow(window, cv2.cvtColor(overlay(frame.image, labels, alpha), cv2.COLOR_RGB2BGR))
-                cv2.waitKey(1)
-            bar.update(1)
+        _run(reader, writer, predictor, options, window, bar, tally)
     except KeyboardInterrupt:
         interrupted = True
     except BaseException:
@@ -205,7 +216,37 @@ def segment_video(source: FrameSource, predictor: Predictor, out_dir, resolution
         if window:
             cv2.destroyAllWindows()
     frames = writer.finish()
-    return VideoReport(output, frames, segmented, time.perf_counter() - start, predicting, interrupted)
+    return VideoReport(writer.path, frames, tally.segmented, time.perf_counter() - start, tally.predict_seconds,
+                       interrupted, notes)
+
+
+@dataclass
+class Tally:
+    """What the predictor did so far (kept when the run is interrupted)."""
+
+    segmented: int = 0
+    predict_seconds: float = 0.0
+
+
+def _run(reader, writer, predictor: Predictor, options: VideoOptions, window, bar, tally: Tally) -> None:
+    """The frames through the predictor into the writer, counted in ``tally``."""
+    smoother = Smoother(options.smooth) if options.smooth else None
+    labels = None
+    for frame in reader:
+        if frame.index % options.every == 0 or labels is None:
+            began = time.perf_counter()
+            if smoother is None:
+                labels = predictor.predict(frame.image, options.resolution)
+            else:
+                logits, plan = predictor.logits(frame.image, options.resolution)
+                labels = label_map(smoother(logits), plan).numpy()
+            tally.predict_seconds += time.perf_counter() - began
+            tally.segmented += 1
+        writer.put(frame, labels)
+        if window:
+            cv2.imshow(window, cv2.cvtColor(overlay(frame.image, labels, options.alpha), cv2.COLOR_RGB2BGR))
+            cv2.waitKey(1)
+        bar.update(1)
 
 
 class ReaderThread:
@@ -267,7 +308,8 @@ class VideoWriterThread:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise UserError(f"cannot write to {path.parent} ({exc.strerror}); choose another --out.") from None
+            raise UserError(f"cannot write to out={str(path.parent)!r} ({exc.strerror}); choose another folder.",
+                            "out") from None
         self.writer = cv2.VideoWriter(str(self.partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0]))
         if not self.writer.isOpened():
             raise UserError(f"OpenCV cannot write an mp4 video to {self.partial}; check the folder and disk space.")
@@ -319,19 +361,14 @@ class VideoWriterThread:
             shutil.rmtree(self.labels_dir, ignore_errors=True)
 
 
-_display_said = False
-
-
-def show_window(show: bool) -> str | None:
-    """A window's name where ``show`` is asked and a display exists; otherwise None, said once per process."""
-    global _display_said
+def show_window(show: bool) -> tuple[str | None, list[str]]:
+    """(a window's name, notes): a window where ``show`` is asked and a display exists; otherwise None, and with
+    ``show`` a note saying so."""
     if not show:
-        return None
+        return None, []
     try:
         cv2.namedWindow("segkit", cv2.WINDOW_NORMAL)
-        return "segkit"
+        return "segkit", []
     except cv2.error:
-        if not _display_said:
-            print("no display here (or OpenCV without a GUI): --show is ignored; the video is written as usual.")
-            _display_said = True
-        return None
+        return None, ["no display here (or OpenCV without a GUI): the window is not shown; the video is written "
+                      "as usual."]

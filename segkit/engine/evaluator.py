@@ -7,18 +7,12 @@ and scored against the full-size trainId label in one dataset-level confusion ma
 image is kept, so memory stays flat over the split. Under ``torch.distributed`` each rank evaluates every
 world_size-th image and the matrices are summed.
 
-Also here: the per-class table, the confusion-matrix plot, the labelIds PNGs of the official layout, and a
-wrapper around cityscapesscripts' ``evalPixelLevelSemanticLabeling`` for the cross-check (``official_evaluation``).
+Also here: the labelIds PNGs of the official layout (``save_prediction``). What is made of the results -- the
+per-class table, the confusion plot, the eval JSON, the official evaluator's cross-check -- is
+``segkit.engine.reports``.
 """
 from __future__ import annotations
 
-import contextlib
-import copy
-import glob
-import io
-import json
-import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,16 +23,15 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from segkit.data.cityscapes import LABEL_IDS_SUFFIX, worker_init_fn
+from segkit.data.cityscapes import IMAGE_SUFFIX, worker_init_fn
 from segkit.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, to_label_ids
 from segkit.errors import UserError
-from segkit.fileio import atomic_write_bytes, write_png
+from segkit.fileio import write_png
 from segkit.engine.distributed import distributed
 from segkit.metrics import ConfusionMatrix, Scores
-from segkit.resolutions import RESOLUTIONS
+from segkit.resolutions import resolution as find_resolution
 
 Predict = Callable[[torch.Tensor, str], torch.Tensor]  # normalised images (1, 3, H, W), resolution -> labels (1, H, W)
-PREDICTION_SUFFIX = "_leftImg8bit.png"  # the official name of a prediction: CITY_SEQ_FRAME_leftImg8bit.png
 
 
 @dataclass
@@ -53,7 +46,8 @@ class EvalResult:
     images: int
 
     def to_dict(self, class_names=CLASS_NAMES) -> dict:
-        """The eval JSON's block for this resolution (DESIGN.md): percent values and ms per image."""
+        """The eval JSON's block for this resolution (docs/architecture.md#output-formats): percent values and
+        ms per image."""
         block = self.scores.to_percent_dict(class_names) if self.scores is not None else {}
         block["ms_per_image"] = self.ms_per_image
         return block
@@ -91,25 +85,24 @@ def evaluate(predict: Predict, dataset, resolutions=("full", "half"), device="cp
             if has_label:
                 matrices[resolution].update(label, prediction)
             if save_dir is not None:
-                path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{PREDICTION_SUFFIX}"
+                path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{IMAGE_SUFFIX}"
                 save_prediction(path, prediction[0].cpu().numpy(), tuple(label.shape[-2:]))
         images += 1
         labelled += has_label
 
     timed = images - 1 if images > 1 else images
-    images, labelled, timed, seconds = _sum_over_ranks(images, labelled, timed, seconds, device)
+    return _results(matrices, *_sum_over_ranks(images, labelled, timed, seconds, device))
+
+
+def _results(matrices: dict, images: int, labelled: int, timed: int, seconds: dict) -> dict[str, EvalResult]:
+    """Every rank's counts summed: one ``EvalResult`` per resolution (no scores where no image had a label)."""
     results = {}
-    for resolution in resolutions:
-        matrix = matrices[resolution]
+    for resolution, matrix in matrices.items():
         matrix.reduce_from_all_processes()
         has_scores = labelled > 0
-        results[resolution] = EvalResult(
-            resolution=resolution,
-            scores=matrix.compute() if has_scores else None,
-            confusion=matrix if has_scores else None,
-            ms_per_image=1000.0 * seconds[resolution] / max(timed, 1),
-            images=images,
-        )
+        results[resolution] = EvalResult(resolution, matrix.compute() if has_scores else None,
+                                         matrix if has_scores else None,
+                                         1000.0 * seconds[resolution] / max(timed, 1), images)
     return results
 
 
@@ -117,10 +110,10 @@ def _check_resolutions(resolutions) -> tuple[str, ...]:
     if isinstance(resolutions, str):
         resolutions = (resolutions,)
     resolutions = tuple(dict.fromkeys(resolutions))
-    unknown = [r for r in resolutions if r not in RESOLUTIONS]
-    if unknown or not resolutions:
-        raise UserError(f"resolution {', '.join(unknown) or '(none)'} is unknown; choose from "
-                        f"{', '.join(RESOLUTIONS)}.")
+    if not resolutions:
+        raise UserError("resolution=() names no resolution; give full, half or both.", "resolution")
+    for name in resolutions:
+        find_resolution(name)
     return resolutions
 
 
@@ -154,114 +147,3 @@ def save_prediction(path, train_ids: np.ndarray, expected_size: tuple[int, int])
     write_png(path, to_label_ids(train_ids.astype(np.uint8)))
 
 
-def format_table(results: dict[str, EvalResult], official: dict[str, float] | None = None,
-                 class_names=CLASS_NAMES) -> str:
-    """Per-class IoU (percent), one column per resolution, then the summary rows."""
-    columns = list(results)
-    width = max(len(n) for n in class_names) + 2
-
-    def row(name, values):
-        return f"{name:<{width}}" + "".join(f"{v:>10}" for v in values)
-
-    def pct(value):
-        return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
-
-    lines = [row("class", columns), "-" * (width + 10 * len(columns))]
-    scored = {r: results[r].scores for r in columns}
-    if all(s is None for s in scored.values()):
-        lines.append("(no labels in this split: no scores)")
-    else:
-        for index, name in enumerate(class_names):
-            lines.append(row(name, [pct(s.iou[index]) if s else "-" for s in scored.values()]))
-        lines.append("-" * (width + 10 * len(columns)))
-        lines.append(row("mIoU", [pct(s.miou) if s else "-" for s in scored.values()]))
-        if official:
-            lines.append(row("mIoU (official)", [pct(official.get(r)) for r in columns]))
-        lines.append(row("category mIoU", [pct(s.category_miou) if s else "-" for s in scored.values()]))
-        lines.append(row("pixel acc", [pct(s.pixel_acc) if s else "-" for s in scored.values()]))
-    lines.append(row("ms/image", [f"{results[r].ms_per_image:.1f}" for r in columns]))
-    lines.append(row("images", [str(results[r].images) for r in columns]))
-    return "\n".join(lines)
-
-
-def save_confusion_png(result: EvalResult, path, class_names=CLASS_NAMES) -> None:
-    """Row-normalised confusion matrix (rows: ground truth, columns: prediction, last column: "other")."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed; safe in workers and on servers
-    import matplotlib.pyplot as plt
-
-    mat = result.confusion.mat.to("cpu", torch.float64)
-    totals = mat.sum(1, keepdim=True)
-    normalised = torch.where(totals > 0, mat / totals.clamp(min=1), torch.zeros_like(mat)).numpy()
-    columns = list(class_names) + ["other"]
-    figure, axes = plt.subplots(figsize=(10, 9))
-    image = axes.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(len(columns)), columns, rotation=90, fontsize=8)
-    axes.set_yticks(range(len(class_names)), class_names, fontsize=8)
-    axes.set_xlabel("prediction")
-    axes.set_ylabel("ground truth")
-    miou = result.scores.miou if result.scores else math.nan
-    axes.set_title(f"{result.resolution} resolution, mIoU {100 * miou:.2f} (rows sum to 1)")
-    figure.colorbar(image, ax=axes, fraction=0.046)
-    figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def results_to_json(results: dict[str, EvalResult], checkpoint, split: str,
-                    official: dict[str, float] | None = None) -> dict:
-    """The eval JSON of DESIGN.md; a resolution key only for resolutions evaluated."""
-    data = {"checkpoint": str(checkpoint), "split": split,
-            "images": next(iter(results.values())).images if results else 0}
-    for resolution, result in results.items():
-        data[resolution] = result.to_dict()
-        if official and resolution in official:
-            data[resolution]["official_miou"] = 100.0 * official[resolution]
-    return data
-
-
-def write_json_atomic(path, data: dict) -> None:
-    """Write JSON through a temp file and a rename, so a reader never sees half a file."""
-    atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
-
-
-# ---- the official cross-check ------------------------------------------------------------------------------
-
-def official_evaluation(prediction_dir, data_root, split: str, export_file) -> dict:
-    """Run cityscapesscripts' ``evalPixelLevelSemanticLabeling`` on the labelIds PNGs under ``prediction_dir``.
-
-    Returns its result dict (``averageScoreClasses`` and ``classScores`` as fractions). Works around three traps
-    of cityscapesscripts 2.3.0 (docs/paper.md#known-traps): ``np.in1d`` is gone in numpy >= 2.4 (only instance
-    scores and pixel accuracy call it: both off), errors ``sys.exit`` (caught: UserError), and the export file
-    defaults into the dataset (set to ``export_file``).
-    """
-    # Imported when asked for: the official evaluator loads its own modules and globals on import.
-    from cityscapesscripts.evaluation import evalPixelLevelSemanticLabeling as official
-
-    args = copy.copy(official.args)  # the module's global defaults; never modify them
-    args.cityscapesPath = str(data_root)
-    args.groundTruthSearch = os.path.join(str(data_root), "gtFine", split, "*", f"*{LABEL_IDS_SUFFIX}")
-    args.predictionPath, args.predictionWalk = str(prediction_dir), None
-    args.exportFile = str(export_file)
-    args.evalInstLevelScore = False  # needs *_instanceIds.png and np.in1d
-    args.evalPixelAccuracy = False  # np.in1d again
-    args.JSONOutput = True
-    args.quiet, args.colorized, args.bold, args.nocol = True, False, "", ""
-
-    ground_truth = sorted(glob.glob(args.groundTruthSearch))
-    if not ground_truth:
-        raise UserError(f"the official evaluator needs *{LABEL_IDS_SUFFIX} files under "
-                        f"{Path(data_root) / 'gtFine' / split}; none found (it does not read labelTrainIds).")
-    printed = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(printed):
-            predictions = [official.getPrediction(args, gt) for gt in ground_truth]
-            return official.evaluateImgLists(predictions, ground_truth, args)
-    except SystemExit:
-        # Its printError prints "ERROR: <message>" (then usage) and exits; keep the message.
-        lines = [line for line in printed.getvalue().splitlines() if line.startswith("ERROR")]
-        message = lines[-1][len("ERROR:"):].strip() if lines else "it exited without a message"
-        raise UserError(f"the official Cityscapes evaluator failed on {prediction_dir}: {message.rstrip('.')}.") \
-            from None

@@ -1,13 +1,19 @@
-"""A run's log: ``log.jsonl`` (one JSON object per line: training windows and validations), TensorBoard when it is
-installed, and ``curves.png``. Written by rank 0 only."""
+"""A run's log: ``log.jsonl``, TensorBoard when it is installed, and ``curves.png``. Written by rank 0 only.
+
+``log.jsonl`` holds one JSON object per line, each with its ``iteration``: the setup a (re)started process uses
+(``setup``: device, AMP dtype, memory format, loader workers), training windows (``loss``, ``lr``, ``it_per_s``),
+validations (``val_miou``) and, when a process finishes, ``peak_memory``: what the function ``peak_memory``
+returned on each rank, in rank order."""
 from __future__ import annotations
 
 import contextlib
 import json
+import resource
 import time
 from pathlib import Path
 
 import matplotlib
+import torch
 
 matplotlib.use("Agg")  # files only: no display needed, safe on servers and in workers
 import matplotlib.pyplot as plt  # noqa: E402
@@ -55,6 +61,20 @@ class RunLog:
     def close(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+
+GIB = 1024 ** 3
+
+
+def peak_memory(device: torch.device) -> dict:
+    """This process's peak memory so far, in GiB: host RSS, and on CUDA the peak the caching allocator handed out
+    (``peak_allocated_gib``) and held (``peak_reserved_gib``); None off CUDA."""
+    out = {"peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GIB,  # Linux: KiB
+           "peak_allocated_gib": None, "peak_reserved_gib": None}
+    if device.type == "cuda":
+        out["peak_allocated_gib"] = torch.cuda.max_memory_allocated(device) / GIB
+        out["peak_reserved_gib"] = torch.cuda.max_memory_reserved(device) / GIB
+    return out
 
 
 def read_log(path: Path) -> list[dict]:

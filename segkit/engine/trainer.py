@@ -1,14 +1,14 @@
 """The training loop: single process or torchrun DDP, CPU or CUDA, resumable to the bit.
 
-``train`` reads top to bottom: build (data, model, optimizer, schedule, loss), restore, then per iteration step,
-log, validate-and-keep-best, save. Reproducibility rests on two choices: the data stream is a pure function of
-(seed, position) (``segkit.engine.stream``), and the checkpoint holds everything else that changes (weights,
-optimizer, scheduler, grad scaler, every rank's RNG states, the iteration).
+``train`` reads top to bottom: build (data, model, optimizer, schedule, loss), restore, log the setup it uses,
+then per iteration (``run_iterations``) step, log, validate-and-keep-best, save, and at the end log every rank's
+peak memory (``log.jsonl``, ``segkit.engine.runlog``). Reproducibility rests on two choices: the data stream is
+a pure function of (seed, position) (``segkit.engine.stream``), and the checkpoint holds everything else that
+changes (weights, optimizer, scheduler, grad scaler, every rank's RNG states, the iteration).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,16 +19,17 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from segkit.config import Config, ModelConfig
+from segkit.config import Config, ModelConfig, validate
 from segkit.data.cityscapes import build_dataset, worker_init_fn
 from segkit.data.labels import IGNORE_INDEX
 from segkit.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate
-from segkit.engine.runlog import RunLog, plot_curves, trim_log
+from segkit.engine.runlog import RunLog, peak_memory, plot_curves, trim_log
 from segkit.engine.schedule import build_poly_scheduler, param_groups
 from segkit.engine.stream import SeededAugmentation, TrainStream
 from segkit.errors import UserError
+from segkit.fileio import write_json_atomic
 from segkit.inference import grid_size, model_labels
 from segkit.losses import build_loss
 from segkit.models import build_model
@@ -55,21 +56,37 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
           device: str | None = None, progress: bool = True) -> dict:
     """Train ``config`` into ``work_dir`` (``last.pt``, ``best.pt``, ``log.jsonl``, ``config.json``,
     ``curves.png``); returns a summary dict (iterations, best_miou, paths). Works under torchrun."""
-    config = config.resolved()
+    config = validate(config).resolved()  # a config built in Python is checked here, a loaded one again (cheap)
     rt = setup_runtime(device)
     work_dir = Path(work_dir)
-    last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
     check_crop_on_grid(config)
     train_set, val_set = build_data(config, data_root, rt)  # before any output: a data mistake writes nothing
     prepare_work_dir(work_dir, config, rt, resume)
 
     state = build_training(config, rt)
     if resume:
-        restore(state, last_path, config, rt)
+        restore(state, work_dir / "last.pt", config, rt)
         if rt.is_main:
             trim_log(work_dir / "log.jsonl", state.iteration)
-    batches = iter(training_batches(train_set, config, rt, start=state.iteration))
     log = RunLog(work_dir, rt.is_main, config.train.log_every)
+    log.write({"iteration": state.iteration, "setup": run_setup(state, config, rt)})
+    run_iterations(state, train_set, val_set, config, rt, log, work_dir, progress)
+    # A collective (every rank takes part): what each rank held at its peak, in rank order.
+    log.write({"iteration": state.iteration, "peak_memory": gather(rt, peak_memory(rt.device))})
+    log.close()
+    if rt.is_main:
+        plot_curves(log.path, work_dir / "curves.png")
+    if rt.distributed:
+        dist.barrier()
+    return {"iterations": config.train.iterations, "best_miou": state.best_miou, "work_dir": str(work_dir),
+            "last": str(work_dir / "last.pt"), "best": str(work_dir / "best.pt")}
+
+
+def run_iterations(state: Training, train_set, val_set, config: Config, rt: Runtime, log: RunLog, work_dir: Path,
+                   progress: bool) -> None:
+    """From ``state.iteration`` to ``train.iterations``: step, log, validate-and-keep-best, save."""
+    last_path, best_path = work_dir / "last.pt", work_dir / "best.pt"
+    batches = iter(training_batches(train_set, config, rt, start=state.iteration))
     bar = tqdm(total=config.train.iterations, initial=state.iteration, disable=not (progress and rt.is_main),
                dynamic_ncols=True)
     state.net.train()
@@ -89,13 +106,17 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         if state.iteration % config.train.checkpoint_every == 0 or last:
             save(state, config, rt, last_path)
     bar.close()
-    log.close()
-    if rt.is_main:
-        plot_curves(log.path, work_dir / "curves.png")
-    if rt.distributed:
-        dist.barrier()
-    return {"iterations": config.train.iterations, "best_miou": state.best_miou, "work_dir": str(work_dir),
-            "last": str(last_path), "best": str(best_path)}
+
+
+def run_setup(state: Training, config: Config, rt: Runtime) -> dict:
+    """What this run trains with, as ``log.jsonl`` records it: device (and GPU), processes, AMP dtype (None: full
+    precision), memory format, compilation, data loader workers."""
+    return {"device": str(rt.device),
+            "gpu": torch.cuda.get_device_name(rt.device) if rt.device.type == "cuda" else None,
+            "world_size": rt.world_size,
+            "amp": str(state.amp_dtype).removeprefix("torch.") if state.amp_dtype is not None else None,
+            "channels_last": state.memory_format == torch.channels_last, "compile": config.train.compile,
+            "workers": config.data.workers}
 
 
 # ---- build ----------------------------------------------------------------------------------------------------
@@ -125,7 +146,7 @@ def prepare_work_dir(work_dir: Path, config: Config, rt: Runtime, resume: bool) 
     """The run's folder with its resolved config; a new run starts a new log (a resumed one appends)."""
     if rt.is_main:
         work_dir.mkdir(parents=True, exist_ok=True)
-        (work_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+        write_json_atomic(work_dir / "config.json", config.to_dict())
         if not resume:
             (work_dir / "log.jsonl").unlink(missing_ok=True)
 
@@ -262,15 +283,18 @@ def restore(state: Training, path: Path, config: Config, rt: Runtime) -> None:
     must stay CPU tensors, and ``load_state_dict`` moves weights and optimizer state to their parameters' device.
     A run of another model, batch size or number of processes cannot continue exactly (the data stream would
     seek elsewhere): one UserError."""
+    work_dir = path.parent
     if not path.is_file():
-        raise UserError(f"--resume found no {path}; start without --resume or pass the run's --work-dir.")
+        raise UserError(f"work_dir={str(work_dir)!r} holds no {path.name} to resume from; start a new run there "
+                        f"without resuming, or name the folder of the run to continue.", "work_dir")
     checkpoint = load_checkpoint(path, map_location="cpu")
     saved = Config.from_dict(checkpoint["config"])
     differs = [f"model.{f.name}" for f in dataclasses.fields(ModelConfig) if f.name != "pretrained"
                and getattr(saved.model, f.name) != getattr(config.model, f.name)]
     if differs:
         raise UserError(f"{path} was trained with another model ({', '.join(differs)} differ); resume with the "
-                        f"config of that run, or start a new run in another --work-dir.")
+                        f"config of that run, or start the new one in another folder (not "
+                        f"work_dir={str(work_dir)!r}).", "work_dir")
     saved_world = int(checkpoint.get("world_size", 1))
     if (saved.train.batch_size, saved_world) != (config.train.batch_size, rt.world_size):
         raise UserError(f"{path} was written by {saved_world} process(es) with train.batch_size="

@@ -3,35 +3,40 @@ rebuilds the Segmentor of any segkit checkpoint (trained, or converted from the 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from segkit.config import Config, ModelConfig
-from segkit.errors import UserError, abbreviate
-from segkit.models.blocks import Backbone, zero_init_residual
+# segkit.config checks backbone names against segkit.models.backbones, so it imports this package: here it is
+# imported as a module, its names looked up when load_model runs, and imported for annotations only. Either of the
+# two can then be imported first.
+import segkit.config
 from segkit.checkpoint import load_checkpoint
+from segkit.errors import UserError, abbreviate
+from segkit.models.backbones import BACKBONES
+from segkit.models.blocks import Backbone, zero_init_residual
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
-from segkit.models.mobilenetv2 import mobilenet_v2
-from segkit.models.mobilenetv3 import mobilenet_v3
 from segkit.models.pretrained import load_pretrained
 from segkit.models.segmentor import Segmentor
+from segkit.paper import TRAINING_CROP
+
+if TYPE_CHECKING:
+    from segkit.config import ModelConfig
 
 __all__ = ["build_backbone", "build_model", "from_checkpoint", "load_model", "Segmentor", "LRASPP", "RASPP"]
 
 
 def build_backbone(config: ModelConfig) -> Backbone:
-    common = dict(width_mult=config.width_mult, output_stride=config.output_stride, rf2=config.rf2)
-    if config.backbone == "mobilenet_v2":
-        return mobilenet_v2(**common)
-    variant = "large" if config.backbone.startswith("mobilenet_v3_large") else "small"
-    return mobilenet_v3(variant, minimal=config.backbone.endswith("_minimal"), **common)
+    """The backbone ``config.backbone`` names (``BACKBONES``), at its width, output stride and RF2."""
+    build = BACKBONES[config.backbone]
+    return build(width_mult=config.width_mult, output_stride=config.output_stride, rf2=config.rf2)
 
 
 def build_model(config: ModelConfig) -> Segmentor:
     """Build the segmentor of ``config`` with random weights, then load ImageNet weights if asked."""
     backbone = build_backbone(config)
-    # An unresolved config (pool_crop None: "the training crop") gets the authors' 769x769.
-    pool_crop = config.pool_crop or (769, 769)
+    # An unresolved config (pool_crop None: "the training crop") gets the authors' crop, data.crop_size's default.
+    pool_crop = config.pool_crop or TRAINING_CROP
     pool_kernel = None if config.global_pool else gate_pool_kernel(pool_crop, config.output_stride)
     channels = dict(low_channels=backbone.low_channels, high_channels=backbone.high_channels,
                     num_classes=config.num_classes, channels=config.head_channels)
@@ -61,7 +66,7 @@ def load_model(path, model_config: ModelConfig | None = None, map_location="cpu"
     Pretrained initialisation is never re-run (the weights come from the checkpoint).
     """
     checkpoint = load_checkpoint(path, map_location=map_location)
-    config = Config.from_dict(checkpoint["config"])
+    config = segkit.config.Config.from_dict(checkpoint["config"])
     if model_config is not None:
         config.model = model_config
     model = build_model(dataclasses.replace(config.model, pretrained=""))

@@ -20,17 +20,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
-from segkit.config import ModelConfig
 from segkit.errors import UserError, abbreviate
 from segkit.models.blocks import Backbone, InvertedResidual
 from segkit.models.heads import LRASPP
 from segkit.models.segmentor import Segmentor
+
+if TYPE_CHECKING:  # for annotations only: segkit.config imports the models package (segkit.models.backbones)
+    from segkit.config import ModelConfig
 
 BATCHNORM = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean", "running_var": "moving_variance"}
 # Saved by training, not part of the network: the step counter, optimizer slots, moving-average shadows.
@@ -206,7 +209,7 @@ def convert_tf_checkpoint(tensors: dict[str, np.ndarray], model: Segmentor, conf
         fits = [name for name, candidate in (known_configs or {}).items()
                 if all(configured_architecture(candidate)[key] == value for key, value in detected.items())]
         hint = (f"use {fits[0]}" if fits else
-                "pass " + " ".join(f"--set model.{key}={str(value).lower() if isinstance(value, bool) else value}"
+                "set " + " ".join(f"model.{key}={str(value).lower() if isinstance(value, bool) else value}"
                                    for key, value in differs.items()))
         raise UserError(f"{source} holds {describe(detected)}, but the config builds {describe(ours)}; {hint}.")
     names = tf_names(model)

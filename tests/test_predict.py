@@ -1,10 +1,10 @@
-"""segkit.deploy.predictor: photos in, label maps out, equal to the reference on every backend, aligned with the
+"""segkit.predict: photos in, label maps out, equal to the reference on every backend, aligned with the
 photo, at odd sizes; one-sentence errors."""
 import numpy as np
 import pytest
 
 from segkit.deploy.labelmap import label_map
-from segkit.deploy.predictor import Predictor, overlay
+from segkit.predict import Predictor, overlay
 from segkit.errors import UserError
 
 
@@ -46,9 +46,9 @@ def test_logits_give_predicts_labels(small_checkpoint, photos, backend):
     for size in ((96, 160), (99, 101)):
         image = photos.random(*size, seed=1)
         for resolution in ("full", "half"):
-            logits, steps = predictor.logits(image, resolution)
+            logits, plan = predictor.logits(image, resolution)
             assert logits.shape[:2] == (1, 19) and logits.shape[-1] < size[1] // 4, (size, resolution)
-            assert np.array_equal(label_map(logits, steps).numpy(), predictor.predict(image, resolution))
+            assert np.array_equal(label_map(logits, plan).numpy(), predictor.predict(image, resolution))
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime", "openvino"])

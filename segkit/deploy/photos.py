@@ -1,0 +1,127 @@
+"""Photos in and out: the inputs a user names (files, folders, glob patterns) as image paths, photos read upright
+(EXIF orientation), output names that never collide, and the three outputs of a segmented photo (colour mask,
+overlay, labelIds PNG). ``tools/infer.py`` is these functions and a ``segkit.predict.Predictor``."""
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from segkit.data.cityscapes import read_image
+from segkit.data.labels import colorize, to_label_ids
+from segkit.errors import UserError, quiet_native_stderr
+from segkit.fileio import write_png
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+ORIENTATION_TAG = 0x0112  # EXIF
+
+
+def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
+    """Image paths in the order given (folders searched recursively and sorted, glob patterns expanded), each file
+    once, and one error line per input that names nothing."""
+    paths, errors = [], []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+            if not found:
+                errors.append(f"{item}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+            paths += found
+        elif path.exists() or not glob.has_magic(item):
+            paths.append(path)  # a missing plain path is reported when it is read
+        else:
+            found = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not found:
+                errors.append(f"{item}: no file matches this pattern")
+            paths += found
+    return unique_inputs(paths), errors
+
+
+def unique_inputs(paths: list[Path]) -> list[Path]:
+    """The inputs in order, each file once (a file named twice, e.g. by a folder and a glob, is segmented once)."""
+    seen, unique = set(), []
+    for path in paths:
+        key = os.path.realpath(path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(path)
+    return unique
+
+
+def load_photo(path: Path) -> np.ndarray:
+    """An RGB uint8 photo as an image viewer shows it (turned by its EXIF orientation), or one sentence."""
+    if not path.exists():
+        raise UserError(f"{path}: file does not exist")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, not an image")
+    with quiet_native_stderr():
+        try:
+            return upright(read_image(path), exif_orientation(path))
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation tag (1 = upright; 6 = turn 90 degrees clockwise, ...), 1 when there is none."""
+    try:
+        with Image.open(path) as image:
+            return int(image.getexif().get(ORIENTATION_TAG, 1))
+    except (OSError, ValueError, SyntaxError):  # not an image PIL reads: read_image has judged the file already
+        return 1
+
+
+def upright(image: np.ndarray, orientation: int) -> np.ndarray:
+    """The photo as a viewer shows it, for EXIF ``orientation`` 1-8 (mirrors and quarter turns)."""
+    flips = {2: (np.fliplr, 0), 3: (None, 2), 4: (np.flipud, 0), 5: (np.fliplr, 1), 6: (None, 3), 7: (np.fliplr, 3),
+             8: (None, 1)}
+    if orientation not in flips:
+        return image
+    mirror, turns = flips[orientation]
+    image = mirror(image) if mirror is not None else image
+    return np.ascontiguousarray(np.rot90(image, k=turns))
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """Output names (stems, possibly with a folder), one per input, all different: the input's stem; where inputs
+    share a stem, the stem with the extension (a_png), else with the folder relative to the inputs' common folder
+    (day/a), else both."""
+    if not paths:
+        return []
+    absolute = [Path(os.path.abspath(path)) for path in paths]
+    root = Path(os.path.commonpath([path.parent for path in absolute]))
+    schemes = (lambda p: f"{p.stem}_{p.suffix.lstrip('.')}",
+               lambda p: (p.parent.relative_to(root) / p.stem).as_posix(),
+               lambda p: (p.parent.relative_to(root) / f"{p.stem}_{p.suffix.lstrip('.')}").as_posix())
+    names = [p.stem for p in absolute]
+    for scheme in schemes:
+        counts = {}
+        for name in names:
+            counts[name] = counts.get(name, 0) + 1
+        clashing = [i for i, name in enumerate(names) if counts[name] > 1]
+        if not clashing:
+            break
+        for i in clashing:
+            names[i] = scheme(absolute[i])
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # only the same file twice gets here, and unique_inputs removes those
+        raise UserError(f"two inputs would write the same outputs ({', '.join(repeated)}); pass each file once.")
+    return names
+
+
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The photo with its colour mask blended in (``alpha`` of the mask), RGB uint8."""
+    return cv2.addWeighted(colorize(labels), alpha, np.asarray(image, np.uint8), 1 - alpha, 0.0)
+
+
+def write_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> list[Path]:
+    """``name``_color.png (trainId colours), ``name``_overlay.png and ``name``_labelIds.png (single-channel
+    Cityscapes labelIds, what the official tools read) in ``out_dir``; the paths written."""
+    outputs = {f"{name}_color.png": colorize(labels), f"{name}_overlay.png": overlay(image, labels),
+               f"{name}_labelIds.png": to_label_ids(labels)}
+    for filename, array in outputs.items():
+        write_png(out_dir / filename, array)
+    return [out_dir / filename for filename in outputs]
