@@ -66,8 +66,11 @@ def backend_predictors(config: Config, backends=COMPARED, threads: int | None = 
     """name -> Predictor on the CPU. "torch-eager" is the model as trained (eval mode, the reference path); the
     others of ``BACKENDS`` are ``segkit.deploy``'s; "torchvision" is torchvision's model, eager, through the same
     code. ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
-    model = (model if model is not None else build_model(config.model)).eval()
-    normalize = config.data.normalize
+    if model is None:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)  # the same random weights in every run: their label maps' cost is comparable
+            model = build_model(config.model)
+    model, normalize = model.eval(), config.data.normalize
 
     def build(name: str) -> Predictor:
         if name == "torch-eager":
