@@ -20,7 +20,8 @@ FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root
          "resolution": "--resolution", "camera": "--camera", "every": "--every", "max_frames": "--max-frames",
          "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
          "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed",
-         "opset": "--opset"}
+         "opset": "--opset", "calib": "--calib", "calib_images": "--calib-images", "keep_float": "--keep-float",
+         "max_drop": "--max-drop", "format": "--format"}
 
 
 def user_message(exc: BaseException) -> str:

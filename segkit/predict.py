@@ -19,8 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from segkit.deploy.backends import Backend, PhotoInput, make_backend
+from segkit.deploy.backend import Backend, BackendOptions, PhotoInput
+from segkit.deploy.backends import make_backend
 from segkit.deploy.photos import overlay
+from segkit.deploy.quantized import quantized_dir
 from segkit.errors import UserError
 from segkit.inference import GridPlan, plan_for
 from segkit.models import load_model
@@ -55,15 +57,21 @@ class Predictor:
 
     @classmethod
     def from_model(cls, model: nn.Module, normalize: str = "tf", backend: str = "auto", device=None,
-                   threads: int | None = None, checkpoint: Path | None = None) -> "Predictor":
-        """``threads``: the ONNX Runtime / OpenVINO thread pool; PyTorch's is the process's
-        (``torch.set_num_threads``)."""
-        return cls(make_backend(model, backend, device, threads), normalize, model.num_classes, checkpoint)
+                   threads: int | None = None, checkpoint: Path | None = None,
+                   quantized: Path | None = None) -> "Predictor":
+        """``threads``: the runtimes' thread pool (PyTorch's is the process's: ``torch.set_num_threads``);
+        ``quantized``: the folder of the checkpoint's int8 graphs (default: ``runs/x/best.int8/`` beside
+        ``checkpoint``), which "auto" takes when they passed their accuracy gate."""
+        if quantized is None and checkpoint is not None:
+            quantized = quantized_dir(checkpoint)
+        options = BackendOptions(device, threads, normalize, quantized, checkpoint)
+        return cls(make_backend(model, backend, options), normalize, model.num_classes, checkpoint)
 
     @classmethod
-    def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None) -> "Predictor":
+    def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None,
+                        quantized: Path | None = None) -> "Predictor":
         model, config, _ = load_model(path)
-        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path))
+        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path), quantized)
 
     @property
     def backend_name(self) -> str:
@@ -75,7 +83,7 @@ class Predictor:
         image = check_photo(image, resolution)
         plan = plan_for(image.shape[:2], resolution, self.backend.stride)
         start = time.perf_counter()
-        inputs = self.backend.inputs(image, plan, self.normalize)
+        inputs = self.backend.inputs(image, plan)
         middle = time.perf_counter()
         labels = self.backend.labels(self.backend.logits(inputs, plan), plan).numpy()
         # A backend whose graph starts at the photo's pixels (OpenVINO) does no preprocessing of its own.
@@ -90,7 +98,7 @@ class Predictor:
         image = check_photo(image, resolution)
         plan = plan_for(image.shape[:2], resolution, self.backend.stride)
         start = time.perf_counter()
-        logits = self.backend.logits(self.backend.inputs(image, plan, self.normalize), plan).cpu()
+        logits = self.backend.logits(self.backend.inputs(image, plan), plan).cpu()
         self.last_timing = Timing(0.0, 1000 * (time.perf_counter() - start))
         return logits, plan
 

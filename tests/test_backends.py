@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import segkit.deploy.backends as backends
-from segkit.deploy.backends import BACKEND_CHOICES, BACKENDS, CACHED_SIZES, cpu_has_bf16, make_backend
+from segkit.deploy.backend import CACHED_SIZES, BackendOptions
+from segkit.deploy.backends import BACKEND_CHOICES, BACKENDS, cpu_has_bf16, make_backend
 from segkit.deploy.export import HeadLogits
 from segkit.errors import UserError
 from segkit.inference import plan_prediction
@@ -25,12 +26,12 @@ def test_auto_backend_works_here_and_without_native_bf16(small_checkpoint, photo
 
 
 def test_one_table_of_backends():
-    assert BACKEND_CHOICES == ("auto", *BACKENDS) and set(BACKENDS) == {"torch", "onnxruntime", "openvino",
-                                                                        "openvino-bf16"}
+    assert BACKEND_CHOICES == ("auto", *BACKENDS) and set(BACKENDS) == {
+        "torch", "onnxruntime", "openvino", "openvino-bf16", "openvino-int8", "litert", "litert-int8"}
     with pytest.raises(UserError, match="backend='tensorrt' is unknown"):
         make_backend(None, "tensorrt")
     with pytest.raises(UserError, match="threads=0 must be at least 1"):
-        make_backend(None, "torch", threads=0)
+        make_backend(None, "torch", BackendOptions(threads=0))
 
 
 def test_openvino_float32_network_equals_pytorch(small_checkpoint, photos):

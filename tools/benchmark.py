@@ -5,6 +5,7 @@
     python tools/benchmark.py configs/lraspp_large.py --backend all [--json]
     python tools/benchmark.py --backend all --checkpoint runs/demo/best.pt --image photo.png
     python tools/benchmark.py --table7 [--no-latency]
+    python tools/benchmark.py --table7 --runtime litert --threads 1     # the paper's protocol: the phone runtime
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
     python tools/benchmark.py --video [--checkpoint runs/demo/best.pt] [--backend all]
 
@@ -15,7 +16,9 @@ interleaved in one run, with the ratio to torchvision and to the compute bound 2
 in the same run (and, for bfloat16, to the bound at the bfloat16 matrix-product speed). With --data: the data
 loader's samples/s (training pipeline at the config's crop) beside the training step's samples/s. With --video: a
 generated 1024x2048 clip end to end through tools/infer.py's video path (decode, network, overlay, encode) against
-the single-image path on the same frames, in frames/s, for the default backend (or --backend).
+the single-image path on the same frames, in frames/s, for the default backend (or --backend). With --table7
+--runtime litert: every row's phone graph (LiteRT, XNNPACK, float32; rows 8 and 11 also int8) at 1024x2048 and
+512x1024, each as a ratio to row 8 beside the paper's Pixel 3 ratios (needs .[mobile]; about 15 minutes).
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from pathlib import Path
 
 import torch
 
-from segkit.benchmark.backends import COMPARED, available_backends, backends_report, compare_backends
+from segkit.benchmark.backends import CHOICES, COMPARED, available_backends, backends_report, compare_backends
 from segkit.benchmark.data import data_report
+from segkit.benchmark.phone import phone_table
 from segkit.benchmark.table7 import benchmark_config, table7_report
 from segkit.benchmark.video import video_report, video_text
 from segkit.cli import main_guard
@@ -52,8 +56,11 @@ def parse_args(argv=None):
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
                         help="intra-op CPU threads (default: %(default)s)")
     parser.add_argument("--backend", metavar="NAME[,NAME]", type=parse_backends,
-                        help=f"compare backends end to end: all, or a comma list of {', '.join(COMPARED)}")
+                        help=f"compare backends end to end: all ({', '.join(COMPARED)}), or a comma list of "
+                             f"{', '.join(CHOICES)} (the int8 ones: a --checkpoint's tools/quantize.py graphs)")
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
+    parser.add_argument("--runtime", choices=("torch", "litert"), default="torch",
+                        help="with --table7: time eager PyTorch (default) or the phone runtime (LiteRT)")
     parser.add_argument("--checkpoint", help="with --backend: trained weights (and, without CONFIG, their config)")
     parser.add_argument("--image", help="with --backend: a photo to segment instead of random noise")
     parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
@@ -68,10 +75,10 @@ def parse_args(argv=None):
 
 def parse_backends(text: str) -> tuple[str, ...]:
     names = available_backends() if text == "all" else tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in COMPARED]
+    unknown = [name for name in names if name not in CHOICES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"unknown backend {', '.join(unknown) or text!r}; choose all or from "
-                                         f"{', '.join(COMPARED)}")
+                                         f"{', '.join(CHOICES)}")
     return names
 
 
@@ -81,7 +88,10 @@ def main(argv=None):
     check_args(args)
     torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
     photo = read_image(args.image) if args.image else None
-    if args.table7:
+    if args.table7 and args.runtime == "litert":
+        records, text = phone_table(TABLE7_DIR, repeats=args.repeats, threads=args.threads)
+        print("\n".join(json.dumps(record) for record in records) if args.json else text)
+    elif args.table7:
         records, text = table7_report(TABLE7_DIR, repeats=args.repeats, latency=not args.no_latency)
         print("\n".join(json.dumps(record) for record in records) if args.json else text)
     for path in args.configs:
@@ -105,6 +115,8 @@ def check_args(args) -> None:
         args.configs = [str(Path(__file__).resolve().parents[1] / "configs" / "lraspp_large.py")]
     if not args.configs and not args.table7:
         raise UserError("name at least one config (e.g. configs/lraspp_large.py) or pass --table7.")
+    if args.runtime != "torch" and not args.table7:
+        raise UserError("--runtime litert goes with --table7 (the phone runtime's Table 7 protocol).")
     if args.repeats < 1 or args.threads < 1:
         raise UserError("--repeats and --threads must be at least 1.")
 
@@ -124,7 +136,7 @@ def measure(config, model, photo, args) -> str:
         return json.dumps(record) if args.json else video_text(record, default)
     if args.backend:
         record = compare_backends(config, resolutions=args.resolution, repeats=args.repeats, backends=args.backend,
-                                  model=model, photo=photo)
+                                  model=model, photo=photo, checkpoint=args.checkpoint)
         return json.dumps(record) if args.json else backends_report(record, args.repeats)
     record = benchmark_config(config, resolutions=args.resolution, repeats=args.repeats, latency=not args.no_latency)
     if args.json:

@@ -18,7 +18,9 @@ from pathlib import Path
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
 from segkit.data.cityscapes import build_dataset, resolve_data_root
+from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, make_backend
+from segkit.deploy.quantized import quantized_dir
 from segkit.devices import resolve_device
 from segkit.engine.evaluator import evaluate
 from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png
@@ -46,7 +48,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--sliding-window", metavar="H,W", help="run the network on H,W tiles (overlap 1/3)")
     parser.add_argument("--backend", choices=BACKEND_CHOICES,
                         help="score a deploy path of tools/infer.py instead of the PyTorch model as trained "
-                             "(CPU; e.g. onnxruntime), to see what deployment changes")
+                             "(CPU; e.g. onnxruntime, openvino-int8), to see what deployment changes")
+    parser.add_argument("--quantized", metavar="DIR", help="the checkpoint's int8 graphs for --backend openvino-int8 "
+                        "or litert-int8 (default: CKPT_STEM.int8/ beside the checkpoint, as tools/quantize.py writes)")
     return parser.parse_args(argv)
 
 
@@ -68,7 +72,7 @@ def main(argv=None) -> None:
     print(f"data: {data_root} (split {split}, {len(dataset)} images)")
     resolutions = tuple(args.resolution or config.eval.resolutions)
     workers = config.data.workers if args.workers is None else args.workers
-    predict = choose_prediction(model, args.backend, device, tta, window)
+    predict = choose_prediction(model, args, config.data.normalize, checkpoint, device, tta, window)
 
     with tempfile.TemporaryDirectory(prefix="segkit-eval-") as scratch:
         # --official reads the PNGs back: without --save-dir they go to a scratch folder removed afterwards.
@@ -103,14 +107,17 @@ def write_reports(args, results: dict, official: dict | None, checkpoint, split:
         print(f"scores: {args.json}")
 
 
-def choose_prediction(model, backend_name: str | None, device, tta: TTA, window):
-    """What is scored: the model's reference prediction (TTA, tiles) or, with --backend, a CPU deploy path."""
-    if not backend_name:
+def choose_prediction(model, args, normalize: str, checkpoint: Path, device, tta: TTA, window):
+    """What is scored: the model's reference prediction (TTA, tiles) or, with --backend, a CPU deploy path
+    (int8 graphs from --quantized, default beside the checkpoint)."""
+    if not args.backend:
         return model_labels(model.eval().to(device), tta, window)
     if device.type != "cpu" or tta.scales != (1.0,) or tta.flip or window is not None:
-        raise UserError(f"--backend {backend_name} predicts single-scale whole images on the CPU; drop --tta and "
+        raise UserError(f"--backend {args.backend} predicts single-scale whole images on the CPU; drop --tta and "
                         f"--sliding-window and add --device cpu, or evaluate the PyTorch model (no --backend).")
-    backend = make_backend(model, backend_name, device="cpu")
+    quantized = Path(args.quantized) if args.quantized else quantized_dir(checkpoint)
+    backend = make_backend(model, args.backend, BackendOptions("cpu", normalize=normalize, quantized=quantized,
+                                                               checkpoint=checkpoint))
     print(f"backend: {backend.name}")
     return lambda images, resolution: backend(images, resolution)[None]
 

@@ -1,9 +1,16 @@
 #!/usr/bin/env python
-"""Export a trained segmentor to ONNX (opset 17), checked against PyTorch before the file is written.
+"""Export a trained segmentor to ONNX (opset 17) or to a phone's LiteRT (.tflite) graph, checked against PyTorch
+in its runtime before the file is written.
 
     python tools/export.py --checkpoint runs/lraspp_large/best.pt --out model.onnx            # 1024x2048 logits
     python tools/export.py --checkpoint CKPT --out model_512.onnx --height 512 --width 1024 --labels
     python tools/export.py --checkpoint CKPT --out model_half.onnx --resolution half   # network at 512x1024
+    python tools/export.py --checkpoint CKPT --format tflite --out phone.tflite --height 512 --width 1024
+
+The LiteRT graph (needs .[mobile]) takes the camera's photo as it is, uint8 RGB (1, H, W, 3), and returns the
+head logits channels-last (1, h, w, 19) at 1/8 of the padded grid (the app upsamples them, or takes their argmax
+and scales the small label map up), or with --labels the label map (1, H, W) uint8 at the photo's size; the
+normalisation, the half-resolution resize and the pixel grid are inside. int8 graphs: tools/quantize.py.
 
 The graph has a fixed input size (LR-ASPP's gate kernel depends on it): input ``images`` (1, 3, H, W) float32,
 normalised as the checkpoint's config says (data.normalize: "tf" = x * 2/255 - 1, "imagenet" = mean/std);
@@ -20,6 +27,7 @@ import sys
 
 from segkit.cli import checkpoint_model, main_guard
 from segkit.deploy.export import OPSET, export_onnx
+from segkit.deploy.litert import export_tflite
 from segkit.errors import UserError
 from segkit.predict import MIN_PHOTO_SIZE
 from segkit.resolutions import RESOLUTIONS
@@ -29,7 +37,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file overriding the checkpoint's model config (optional)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint to export")
-    parser.add_argument("--out", required=True, help="ONNX file to write")
+    parser.add_argument("--out", required=True, help="file to write (.onnx, or .tflite with --format tflite)")
+    parser.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
+                        help="ONNX (normalised float input) or LiteRT for phones (uint8 photo input)")
     parser.add_argument("--height", type=int, default=1024, help="input height (default 1024)")
     parser.add_argument("--width", type=int, default=2048, help="input width (default 2048)")
     parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
@@ -45,14 +55,20 @@ def main(argv=None) -> None:
     if min(args.height, args.width) < MIN_PHOTO_SIZE:
         raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
     model, config = checkpoint_model(args.checkpoint, args.config)
-    parity = export_onnx(model, args.out, (args.height, args.width), labels=args.labels, opset=args.opset,
-                         resolution=args.resolution)
-    output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
-    print(f"wrote {args.out}: {config.model.backbone}/{config.model.head}, input images (1, 3, {args.height}, "
-          f"{args.width}) normalised '{config.data.normalize}', {args.resolution} resolution, output {output}, "
-          f"opset {args.opset}")
-    print(f"parity with PyTorch (ONNX Runtime, random input): {parity}")
-    if parity.max_abs_diff > 1e-3 or parity.label_agreement < 99.9:
+    size = (args.height, args.width)
+    if args.format == "tflite":
+        parity = export_tflite(model, args.out, size, config.data.normalize, args.resolution, labels=args.labels)
+        inputs = f"photos (1, {args.height}, {args.width}, 3) uint8 RGB"
+        output = "labels (1, H, W) uint8" if args.labels else f"logits (1, h, w, {config.model.num_classes}) at 1/8"
+    else:
+        parity = export_onnx(model, args.out, size, labels=args.labels, opset=args.opset, resolution=args.resolution)
+        inputs = f"images (1, 3, {args.height}, {args.width}) normalised '{config.data.normalize}'"
+        output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
+    print(f"wrote {args.out}: {config.model.backbone}/{config.model.head}, input {inputs}, {args.resolution} "
+          f"resolution, output {output}" + (f", opset {args.opset}" if args.format == "onnx" else ""))
+    runtime = "LiteRT's interpreter" if args.format == "tflite" else "ONNX Runtime"
+    print(f"parity with PyTorch ({runtime}, random input): {parity}")
+    if parity.max_abs_diff > 1e-3 * max(1.0, parity.max_abs_logit) or parity.label_agreement < 99.9:
         print("warning: the exported graph differs from PyTorch more than expected", file=sys.stderr)
 
 

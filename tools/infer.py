@@ -58,6 +58,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
                         help="auto = the fastest measured on this machine (default: auto)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    parser.add_argument("--quantized", metavar="DIR", help="the checkpoint's int8 graphs (default: CKPT_STEM.int8/ "
+                        "beside the checkpoint, as tools/quantize.py writes; auto takes them if they passed the gate)")
     video = parser.add_argument_group("video")
     video.add_argument("--video", action="store_true", help="the inputs are one ordered frame sequence")
     video.add_argument("--camera", type=int, metavar="N", help="segment camera N (0 is the first) until Ctrl-C")
@@ -89,7 +91,8 @@ def main(argv=None) -> int:
     if args.threads is not None and args.threads >= 1:
         torch.set_num_threads(args.threads)  # this process's PyTorch pool (the runtimes get theirs from the backend)
     checkpoint = resolve_checkpoint(args.checkpoint)
-    predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads)
+    predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads,
+                                          quantized=Path(args.quantized) if args.quantized else None)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

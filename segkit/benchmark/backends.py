@@ -16,15 +16,19 @@ from segkit.config import Config
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import generate_scene
 from segkit.data.transforms import image_to_tensor
-from segkit.deploy.backends import BACKENDS, TorchBackend, cpu_has_bf16, default_backend
+from segkit.deploy.backend import BackendOptions
+from segkit.deploy.backends import BACKENDS, NEEDS_QUANTIZED, TorchBackend, cpu_has_bf16, default_backend
 from segkit.deploy.labelmap import label_map
 from segkit.inference import plan_for, plan_prediction, to_labels
 from segkit.models import build_model
 from segkit.predict import Predictor
 from segkit.resolutions import RESOLUTIONS
 
-# Every backend of the table, between the model as trained ("torch-eager") and torchvision's LR-ASPP.
-COMPARED = ("torch-eager", *BACKENDS, "torchvision")
+# Every float backend of the table, between the model as trained ("torch-eager") and torchvision's LR-ASPP; the
+# int8 ones need a checkpoint's quantized graphs, "litert" converts for minutes per size (tools/benchmark.py
+# --table7 --runtime litert times it).
+COMPARED = ("torch-eager", *(n for n in BACKENDS if n not in NEEDS_QUANTIZED and n != "litert"), "torchvision")
+CHOICES = (*COMPARED, "litert", *NEEDS_QUANTIZED)  # what --backend may name (the int8 ones with --checkpoint)
 
 
 def available_backends(names=COMPARED) -> tuple[str, ...]:
@@ -62,10 +66,11 @@ class TorchvisionLRASPP(nn.Module):
 
 
 def backend_predictors(config: Config, backends=COMPARED, threads: int | None = None,
-                       model: nn.Module | None = None) -> dict:
+                       model: nn.Module | None = None, checkpoint=None) -> dict:
     """name -> Predictor on the CPU. "torch-eager" is the model as trained (eval mode, the reference path); the
     others of ``BACKENDS`` are ``segkit.deploy``'s; "torchvision" is torchvision's model, eager, through the same
-    code. ``model`` (e.g. trained weights) defaults to a randomly initialised one."""
+    code. ``model`` (e.g. trained weights) defaults to a randomly initialised one; the int8 backends take the
+    graphs of ``checkpoint`` (``tools/quantize.py``)."""
     if model is None:
         with torch.random.fork_rng():
             torch.manual_seed(0)  # the same random weights in every run: their label maps' cost is comparable
@@ -74,17 +79,19 @@ def backend_predictors(config: Config, backends=COMPARED, threads: int | None = 
 
     def build(name: str) -> Predictor:
         if name == "torch-eager":
-            return Predictor(TorchBackend(model, "cpu", optimize=False), normalize)
+            return Predictor(TorchBackend(model, BackendOptions("cpu", normalize=normalize), optimize=False),
+                             normalize)
         if name == "torchvision":
-            return Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes), "cpu", optimize=False),
-                             "imagenet")
-        return Predictor.from_model(model, normalize, name, "cpu", threads)
+            return Predictor(TorchBackend(TorchvisionLRASPP(config.model.num_classes),
+                                          BackendOptions("cpu", normalize="imagenet"), optimize=False), "imagenet")
+        return Predictor.from_model(model, normalize, name, "cpu", threads, checkpoint)
 
     return {name: build(name) for name in backends}
 
 
 def compare_backends(config: Config, resolutions=("full", "half"), repeats: int = 5,
-                     backends=COMPARED, model: nn.Module | None = None, photo: np.ndarray | None = None) -> dict:
+                     backends=COMPARED, model: nn.Module | None = None, photo: np.ndarray | None = None,
+                     checkpoint=None) -> dict:
     """Median end-to-end milliseconds per backend and resolution, the ratios to torchvision and to the bound.
 
     One run, interleaved: each repeat times every backend once (after one untimed call, which absorbs the
@@ -98,7 +105,8 @@ def compare_backends(config: Config, resolutions=("full", "half"), repeats: int 
     instead of noise -- with both, the label maps are those of real use (random weights give noisy maps, the
     label map's worst case)."""
     record = benchmark_config(config, resolutions=resolutions, latency=False)
-    timings = interleaved_timings(backend_runners(backend_predictors(config, backends, model=model)), resolutions,
+    predictors = backend_predictors(config, backends, model=model, checkpoint=checkpoint)
+    timings = interleaved_timings(backend_runners(predictors), resolutions,
                                   repeats, photo)
     gflops = sgemm_gflops()
     bf16_gflops = sgemm_gflops(dtype=torch.bfloat16) if any(name.endswith("bf16") for name in backends) else None
@@ -129,7 +137,7 @@ def backend_runners(predictors: dict) -> dict:
     runners = {}
     for name, predictor in predictors.items():
         runners[name] = lambda image, p=predictor: p.predict(image)
-        if name not in ("torch-eager", "torchvision"):
+        if name not in ("torch-eager", "torchvision", *NEEDS_QUANTIZED):
             runners[f"{name} network"] = lambda image, p=predictor: network_alone(p, image)
     return runners
 

@@ -54,6 +54,14 @@ def image_to_tensor(image: np.ndarray, mode: str) -> torch.Tensor:
     return tensor.mul_(scale).sub_(offset)
 
 
+def tensor_to_image(images: torch.Tensor, mode: str) -> np.ndarray:
+    """The inverse of ``image_to_tensor`` for a batch of one: normalised (1, 3, H, W) -> uint8 RGB (H, W, 3),
+    exact for tensors made from uint8 photos (the float32 error of the normalisation is far below half a level)."""
+    scale, offset = (torch.from_numpy(v).view(3, 1, 1) for v in scale_offset(mode))
+    pixels = ((images[0].float().cpu() + offset) / scale).round_().clamp_(0, 255)
+    return np.ascontiguousarray(pixels.to(torch.uint8).permute(1, 2, 0).numpy())
+
+
 def train_transform(config: DataConfig, jitter: bool = True, seed: int | None = None) -> A.Compose:
     """Random scale (config.scale_range, always applied), pad to the crop, random crop, flip, photometric jitter.
 

@@ -8,7 +8,9 @@ what ``segkit.inference.predict_scores`` computes for that image size:
 - ``PhotoLogits``: uint8 RGB photos (1, H, W, 3) -> normalise -> the plan's resize and pad -> head logits (OpenVINO
   fuses the normalisation into the first convolution and never writes a float copy of the photo);
 - ``GridLogits``: normalised images of the photo's size -> the whole plan -> logits at the photo's size, or the
-  label map (``tools/export.py``).
+  label map (``tools/export.py``);
+- ``PhoneGraph``: what a phone app calls (``segkit.deploy.litert``): uint8 RGB photos (1, H, W, 3) -> the plan ->
+  head logits channels-last (1, h, w, C), or the label map (1, H, W) uint8 at the photo's size.
 
 One graph per input size: LR-ASPP's gate pool clips its kernel to the feature map (49x49 at 1024x2048, global
 along an axis at smaller sizes), so the kernel is a static value of the traced size. A fixed-size graph is also
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -79,6 +82,20 @@ class GridLogits(nn.Module):
         return to_labels(logits) if self.labels else logits
 
 
+class PhoneGraph(nn.Module):
+    """uint8 RGB photos (1, H, W, 3) of ``plan.image_size`` -> ``PhotoLogits`` -> head logits (1, h, w, C), the
+    channels-last layout of TFLite/LiteRT, or with ``labels`` the plan's upsampling and the per-pixel max: the
+    label map (1, H, W) uint8 at the photo's size."""
+
+    def __init__(self, model: nn.Module, normalize: str, plan: GridPlan, labels: bool = False):
+        super().__init__()
+        self.photo_logits, self.plan, self.labels = PhotoLogits(model, normalize, plan), plan, labels
+
+    def forward(self, photos: torch.Tensor) -> torch.Tensor:
+        logits = self.photo_logits(photos)
+        return to_labels(self.plan.upsample(logits)) if self.labels else logits.permute(0, 2, 3, 1)
+
+
 def onnx_bytes(module: nn.Module, example: torch.Tensor, output_name: str = "logits", opset: int = OPSET) -> bytes:
     """The ONNX graph of ``module`` (a copy in eval mode, float32) traced on ``example``: input ``images``, one
     output ``output_name``."""
@@ -133,8 +150,10 @@ class Parity:
     max_abs_logit: float  # the scale the difference is relative to
 
     def __str__(self) -> str:
-        return (f"max |logit diff| {self.max_abs_diff:.2e} (logits up to {self.max_abs_logit:.2g}), labels agree on "
-                f"{self.label_agreement:.3f}% of pixels")
+        labels = f"labels agree on {self.label_agreement:.3f}% of pixels"
+        if math.isnan(self.max_abs_diff):  # a graph that ends in labels: nothing else to compare
+            return labels
+        return f"max |logit diff| {self.max_abs_diff:.2e} (logits up to {self.max_abs_logit:.2g}), {labels}"
 
 
 @torch.inference_mode()

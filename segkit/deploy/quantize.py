@@ -1,0 +1,304 @@
+"""Post-training int8 quantization of a checkpoint, calibrated on the user's own photos and gated by its accuracy.
+
+For each format the graphs of ``segkit.deploy.quantized`` are made for photos of one size (the evaluation
+split's), one per resolution, each starting at the photo's uint8 pixels (``segkit.deploy.export.PhotoLogits``):
+
+- ``"openvino"``: NNCF's post-training quantization of the OpenVINO graph (int8 weights per channel, int8
+  activations, fast bias correction), run by ``"openvino-int8"``;
+- ``"litert"``: the float phone graph (``segkit.deploy.litert``) through the AI Edge Quantizer's static int8
+  recipe (int8 weights per channel, int8 activations), run by ``"litert-int8"``.
+
+``keep_float`` leaves sensitive layers in float: ``"stem"`` (the first convolution, which sees the raw photo) and
+``"classifier"`` (the head's classifier convolutions). ``quantize_checkpoint`` then scores the int8 graphs and the
+float model on the evaluation split with one evaluator (``segkit.engine.evaluator.evaluate``) and keeps the graphs
+only where the mIoU drop stays within ``max_drop`` points at every resolution (TF deeplab's budget: 1.0); failing
+graphs are removed, nothing is left under the output folder's name.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+import shutil
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from torch import nn
+
+from segkit.data.cityscapes import IMAGE_SUFFIX, find_samples
+from segkit.deploy.backend import BackendOptions
+from segkit.deploy.export import photo_graph
+from segkit.deploy.litert import optional, tflite_bytes
+from segkit.deploy.photos import IMAGE_EXTENSIONS, expand_inputs, load_photo
+from segkit.deploy.quantized import (MANIFEST, LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs,
+                                     file_sha256)
+from segkit.engine.evaluator import evaluate
+from segkit.errors import UserError, quiet_native_stderr
+from segkit.fileio import write_json_atomic
+from segkit.inference import GridPlan, grid_stride, model_labels, plan_for
+
+FORMATS = {"openvino": OpenVinoInt8Backend, "litert": LiteRTInt8Backend}
+REQUIRES = {"openvino": [("nncf", "quantize")],
+            "litert": [("litert_torch", "mobile"), ("ai_edge_quantizer.quantizer", "mobile")]}
+KEEP_FLOAT = ("stem", "classifier")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class Calibration:
+    """The calibration photos (RGB uint8, all of one size), where they came from and how many were resized."""
+
+    photos: list[np.ndarray]
+    source: str
+    resized: int = 0
+
+    def to_dict(self) -> dict:
+        return {"images": len(self.photos), "source": self.source, "resized": self.resized}
+
+
+def calibration_photos(source: str, size: tuple[int, int], limit: int = 300, data_root=None) -> Calibration:
+    """At most ``limit`` photos, evenly spread, from a folder (searched recursively) or a split of the data set
+    under ``data_root`` ("train", "val"); photos of another size are resized to ``size`` (counted in ``resized``)."""
+    if limit < 1:
+        raise UserError(f"calib_images={limit} must be at least 1.", "calib_images")
+    if Path(source).is_dir():
+        paths, _ = expand_inputs([source])
+        if not paths:
+            raise UserError(f"calib={source!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); give a folder "
+                            "of photos like those the model will see, or a split such as train.", "calib")
+    elif source in SPLITS and data_root is not None:
+        paths = [sample.image_path for sample in find_samples(Path(data_root), source, with_labels=False)]
+    else:
+        raise UserError(f"calib={source!r} is neither a folder nor a split of the data set (train, val); give "
+                        "one.", "calib")
+    step = max(1, len(paths) / limit)
+    chosen = [paths[int(i * step)] for i in range(min(limit, len(paths)))]
+    photos, resized = [], 0
+    for path in chosen:
+        photo = load_photo(Path(path))
+        if photo.shape[:2] != tuple(size):
+            photo, resized = cv2.resize(photo, (size[1], size[0]), interpolation=cv2.INTER_AREA), resized + 1
+        photos.append(photo)
+    return Calibration(photos, str(source), resized)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The quantizers' progress bars, log lines and warnings kept off the terminal (the tool says what matters)."""
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), quiet_native_stderr():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+
+
+def float_names(first_conv: str | None, classifiers: list[str], keep_float) -> list[str]:
+    """The layer names ``keep_float`` asks to leave in float."""
+    unknown = [group for group in keep_float if group not in KEEP_FLOAT]
+    if unknown:
+        raise UserError(f"keep_float={','.join(unknown)} is unknown; choose from {', '.join(KEEP_FLOAT)}.",
+                        "keep_float")
+    return ([first_conv] if "stem" in keep_float and first_conv else []) + (
+        classifiers if "classifier" in keep_float else [])
+
+
+def quantize_openvino(model: nn.Module, normalize: str, plan: GridPlan, photos, keep_float=()):
+    """The NNCF-quantized OpenVINO graph of ``model``'s photo graph for ``plan``."""
+    nncf = optional("nncf", "int8 OpenVINO graphs", "quantize")
+    import openvino
+
+    graph = openvino.Core().read_model(photo_graph(model, normalize, plan), b"")
+    convs = [op.get_friendly_name() for op in graph.get_ordered_ops()
+             if op.get_type_name() in ("Convolution", "GroupConvolution")]
+    ignored = float_names(convs[0] if convs else None, [n for n in convs if "classifier" in n], keep_float)
+    nncf.set_log_level(logging.ERROR)
+    try:
+        with _quiet():
+            return nncf.quantize(graph, nncf.Dataset(photos, lambda photo: photo[None]), subset_size=len(photos),
+                                 ignored_scope=nncf.IgnoredScope(names=ignored), fast_bias_correction=True)
+    except Exception as exc:  # NNCF's own failure: one line, not its traceback
+        raise UserError(f"NNCF could not quantize the graph ({type(exc).__name__}: {_first_line(exc)}).") from None
+
+
+def quantize_litert(model: nn.Module, normalize: str, plan: GridPlan, photos, keep_float=()) -> bytes:
+    """The float phone graph for ``plan`` through the AI Edge Quantizer's static int8 recipe."""
+    aeq = optional("ai_edge_quantizer.quantizer", "int8 LiteRT graphs")
+    recipe = optional("ai_edge_quantizer.recipe", "int8 LiteRT graphs")
+    runner = optional("ai_edge_litert.interpreter", "int8 LiteRT graphs").Interpreter
+    content = tflite_bytes(model, normalize, plan)
+    quantizer = aeq.Quantizer(bytearray(content), recipe.static_wi8_ai8())
+    with quiet_native_stderr():
+        interpreter = runner(model_content=content)
+    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
+    convs = [names[op["outputs"][0]] for op in interpreter._get_ops_details()
+             if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    for name in float_names(convs[0] if convs else None, [n for n in convs if "classifier" in n], keep_float):
+        quantizer.update_quantization_recipe(regex=_exact(name), operation_name="*", algorithm_key="no_quantize")
+    signature = next(iter(interpreter.get_signature_list().items()))
+    key, input_name = signature[0], signature[1]["inputs"][0]
+    try:
+        with _quiet():
+            calibration = quantizer.calibrate({key: [{input_name: photo[None]} for photo in photos]})
+            return bytes(quantizer.quantize(calibration, enable_progress_report=False).quantized_model)
+    except Exception as exc:
+        raise UserError(f"the AI Edge Quantizer could not quantize the graph ({type(exc).__name__}: "
+                        f"{_first_line(exc)}).") from None
+
+
+def _exact(name: str) -> str:
+    """The quantizer's regex for the op whose output tensor is ``name``: its scope is the outputs' names, each
+    followed by a semicolon."""
+    return "^" + re.escape(name) + ";"
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+@dataclass
+class QuantizeJob:
+    """What ``quantize_checkpoint`` does: the checkpoint's ``model`` (and its file, whose SHA-256 the graphs
+    record), the ``formats``, the evaluation ``dataset`` (its photos' size is the graphs' photo size), the
+    ``calibration`` photos, the ``resolutions``, the gate ``max_drop`` (mIoU points), the layers kept in float and
+    the output ``folder``."""
+
+    model: nn.Module
+    checkpoint: Path
+    normalize: str
+    formats: tuple[str, ...]
+    dataset: object
+    photo_size: tuple[int, int]
+    calibration: Calibration
+    folder: Path
+    resolutions: tuple[str, ...] = ("full", "half")
+    max_drop: float = 1.0
+    keep_float: tuple[str, ...] = ()
+    workers: int = 0
+    reference: dict = field(default_factory=dict)  # float mIoU per resolution, once scored
+
+
+def quantize_checkpoint(job: QuantizeJob, say=print) -> dict[str, list[dict]]:
+    """Quantize, score and gate each format; the graphs' records by format (``validated`` says whether they
+    passed). Graphs that pass go into ``job.folder`` (with ``quantized.json``), graphs that fail are removed."""
+    for name in job.formats:
+        if name not in FORMATS:
+            raise UserError(f"format={name!r} is unknown; choose from {', '.join(FORMATS)}.", "format")
+        for module, extra in REQUIRES[name]:  # before any work: a missing runtime is one line at once
+            optional(module, f"int8 {name} graphs", extra)
+    if job.max_drop < 0:
+        raise UserError(f"max_drop={job.max_drop} must not be negative.", "max_drop")
+    if not job.reference:
+        job.reference = _miou(model_labels(job.model.eval()), job)
+        say("float model: " + _scores_text(job.reference))
+    entries = {}
+    for name in job.formats:
+        entries[name] = _quantize_format(job, name, say)
+    return entries
+
+
+def _quantize_format(job: QuantizeJob, name: str, say) -> list[dict]:
+    """Make, score and gate ``name``'s graphs in a staging folder; install them if they pass. Their records."""
+    staging = job.folder.with_name(f".{job.folder.name}.{name}.partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        records = _make_graphs(job, name, staging)
+        _write_manifest(staging, job.checkpoint, records, replace=())
+        backend = FORMATS[name](job.model, BackendOptions("cpu", normalize=job.normalize, quantized=staging))
+        scores = _miou(lambda images, resolution: backend(images, resolution)[None], job)
+        for record in records:
+            resolution = record["resolution"]
+            record.update(float=job.reference[resolution], int8=scores[resolution],
+                          drop=job.reference[resolution] - scores[resolution])
+        passed = all(record["drop"] <= job.max_drop for record in records)
+        drops = ", ".join(f"{r['drop']:+.2f} at {r['resolution']}" for r in records)
+        say(f"{name} int8: {_scores_text(scores)}; drop {drops} (max {job.max_drop:g})")
+        if passed:
+            _install(staging, job, records)
+        return [dict(record, validated=passed) for record in records]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _make_graphs(job: QuantizeJob, name: str, folder: Path) -> list[dict]:
+    stride, (height, width) = grid_stride(job.model), job.photo_size
+    records = []
+    for resolution in job.resolutions:
+        plan = plan_for(job.photo_size, resolution, stride)
+        file = f"{name}_{resolution}_h{height}_w{width}.{'xml' if name == 'openvino' else 'tflite'}"
+        if name == "openvino":
+            import openvino
+
+            graph = quantize_openvino(job.model, job.normalize, plan, job.calibration.photos, job.keep_float)
+            openvino.save_model(graph, folder / file)
+        else:
+            content = quantize_litert(job.model, job.normalize, plan, job.calibration.photos, job.keep_float)
+            (folder / file).write_bytes(content)
+        records.append({"format": name, "photo_size": [height, width], "resolution": resolution, "file": file,
+                        "max_drop": job.max_drop, "keep_float": list(job.keep_float),
+                        "calibration": job.calibration.to_dict()})
+    return records
+
+
+def _miou(predict, job: QuantizeJob) -> dict:
+    results = evaluate(predict, job.dataset, job.resolutions, progress=False, workers=job.workers)
+    return {r: 100.0 * results[r].scores.miou for r in job.resolutions}
+
+
+def _write_manifest(folder: Path, checkpoint: Path, records: list[dict], replace) -> None:
+    """``records`` into ``folder``'s manifest, in place of the records of the same format and photo size
+    (``replace``: the graph files those had, removed); another checkpoint's records are dropped."""
+    existing = QuantizedGraphs.read(folder)
+    sha = file_sha256(checkpoint)
+    kept = existing.manifest.get("graphs", []) if existing and existing.made_from(checkpoint) else []
+    new = {(r["format"], tuple(r["photo_size"])) for r in records}
+    kept = [r for r in kept if (r["format"], tuple(r["photo_size"])) not in new]
+    write_json_atomic(folder / MANIFEST, {"checkpoint": str(checkpoint), "checkpoint_sha256": sha,
+                                          "graphs": kept + records})
+    for path in replace:
+        path.unlink(missing_ok=True)
+
+
+def _install(staging: Path, job: QuantizeJob, records: list[dict]) -> None:
+    """The staged graphs into ``job.folder``, then its manifest; the files of the graphs they replace, and of
+    another checkpoint's, go."""
+    folder = job.folder
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = QuantizedGraphs.read(folder)
+    stale = []
+    if existing is not None:
+        new = {(r["format"], tuple(r["photo_size"])) for r in records}
+        fresh = existing.made_from(job.checkpoint)
+        stale = [folder / r["file"] for r in existing.manifest.get("graphs", [])
+                 if not fresh or (r["format"], tuple(r["photo_size"])) in new]
+    stale = [path for path in stale if path.name not in {r["file"] for r in records}]
+    for path in staging.iterdir():
+        if path.name != MANIFEST:
+            shutil.move(str(path), folder / path.name)
+    _write_manifest(folder, job.checkpoint, records, replace=stale + [p.with_suffix(".bin") for p in stale
+                                                                      if p.suffix == ".xml"])
+
+
+def _scores_text(scores: dict) -> str:
+    return ", ".join(f"mIoU {value:.2f} % at {resolution}" for resolution, value in scores.items())
+
+
+def photo_size_of(dataset) -> tuple[int, int]:
+    """The one size of the evaluation split's photos (the int8 graphs are made for one size)."""
+    sizes = {cv2.imread(str(sample.image_path), cv2.IMREAD_UNCHANGED).shape[:2] for sample in dataset.samples}
+    if len(sizes) != 1:
+        listed = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
+        raise UserError(f"the evaluation split's photos have {len(sizes)} sizes ({listed}); int8 graphs are made "
+                        f"for one, so evaluate on photos of the camera's size ({IMAGE_SUFFIX} files).")
+    return next(iter(sizes))
