@@ -1,7 +1,8 @@
 """Checkpoint files: atomic save, safe load, the newest of a runs folder, and the RNG state for exact resume.
 
 A checkpoint is a dict saved with ``torch.save`` and loadable with ``torch.load(path, weights_only=True)``:
-``model`` (state dict), ``config`` (plain data), ``iteration``; a resumable one also holds ``optimizer``,
+``model`` (state dict), ``config`` (plain data), ``iteration``, ``classes`` (the class table as plain data,
+``segkit.data.classes``); a resumable one also holds ``optimizer``,
 ``scheduler``, ``scaler``, ``rng`` (from ``capture_rng_state``) and the sampler position. Everything in it must
 be tensors or plain Python data, or the weights-only loader refuses it. Building the model a checkpoint describes
 is ``segkit.models.load_model``.
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from segkit.data.classes import ClassTable
 from segkit.errors import UserError
 from segkit.fileio import atomic_open
 
@@ -40,6 +42,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     if missing:
         raise UserError(f"{path} is not a segkit checkpoint (it lacks {', '.join(missing)}).")
     return state
+
+
+def checkpoint_classes(state: dict) -> ClassTable:
+    """The class table a checkpoint carries (``classes``, written by the trainer); checkpoints written before
+    tables, and the authors' converted models, predict Cityscapes' 19 training classes."""
+    if isinstance(state.get("classes"), dict):
+        return ClassTable.from_dict(state["classes"], "the checkpoint's class table")
+    return ClassTable.cityscapes()
 
 
 def _first_line(error: BaseException) -> str:

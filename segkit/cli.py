@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from segkit.config import load_config
-from segkit.checkpoint import find_latest_checkpoint
+from segkit.checkpoint import checkpoint_classes, find_latest_checkpoint
 from segkit.errors import UserError
 from segkit.models import load_model
 
@@ -67,8 +67,8 @@ def resolve_checkpoint(value: str | None, runs: str | Path = "runs") -> Path:
 
 
 def checkpoint_model(checkpoint, config_path: str | None = None, overrides=()):
-    """``(model, config)`` of a checkpoint; a CONFIG file replaces its model section (checked against the weights)
-    and, for data settings, its config."""
+    """``(model, config, class table)`` of a checkpoint; a CONFIG file replaces its model section (checked against
+    the weights) and, for data settings, its config. The table is the checkpoint's (what its outputs mean)."""
     file_config = load_config(config_path, overrides) if config_path else None
-    model, config, _ = load_model(checkpoint, file_config.model if file_config else None)
-    return model, (file_config or config)
+    model, config, state = load_model(checkpoint, file_config.model if file_config else None)
+    return model, (file_config or config), checkpoint_classes(state)

@@ -37,18 +37,21 @@ class Scores:
 
     def to_percent_dict(self, class_names=CITYSCAPES_CLASSES) -> dict:
         """The eval JSON's per-resolution block (docs/architecture.md#output-formats): percent, classes by name,
-        NaN as None (valid JSON)."""
+        NaN as None (valid JSON); the category keys only where there are categories."""
 
         def pct(value):
             return None if math.isnan(value) else 100.0 * value
 
-        return {
+        block = {
             "miou": pct(self.miou),
             "category_miou": pct(self.category_miou),
             "pixel_acc": pct(self.pixel_acc),
             "per_class_iou": {name: pct(v) for name, v in zip(class_names, self.iou, strict=True)},
             "per_category_iou": {name: pct(v) for name, v in self.category_iou.items()},
         }
+        if not self.category_iou:  # a class table without categories: no category mIoU to report
+            del block["category_miou"], block["per_category_iou"]
+        return block
 
 
 class ConfusionMatrix:

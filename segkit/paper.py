@@ -11,6 +11,8 @@ from dataclasses import dataclass
 # (height, width) of the authors' Cityscapes training crops, also their LR-ASPP gate's image_pooling_crop_size
 # (docs/paper.md#training-recipes): the default of data.crop_size and of the gate's pool window.
 TRAINING_CROP = (769, 769)
+# The Cityscapes training classes the paper's models predict (the classes of segkit.data.classes' Cityscapes table).
+CITYSCAPES_CLASSES = 19
 
 
 @dataclass(frozen=True)

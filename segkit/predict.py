@@ -1,9 +1,9 @@
-"""Predictor: an RGB photo in, a Cityscapes trainId label map out, on the fastest backend of this machine.
+"""Predictor: an RGB photo in, a label map of the model's classes out, on the fastest backend of this machine.
 
     from segkit.predict import Predictor, overlay
     predictor = Predictor.from_checkpoint("runs/lraspp_large/best.pt")      # backend="auto"
-    labels = predictor.predict(image)                # (H, W) uint8 trainIds at the image's size
-    Image.fromarray(overlay(image, labels))
+    labels = predictor.predict(image)                # (H, W) uint8 class indices (Cityscapes: trainIds)
+    Image.fromarray(overlay(image, labels, table=predictor.table))   # the checkpoint's class colours
 
 A prediction is a ``segkit.inference.GridPlan`` (made for the photo's size, the resolution and the model's output
 stride) executed by a backend (``segkit.deploy.backends``): the photo to the plan's network input, the network to
@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from segkit.checkpoint import checkpoint_classes
+from segkit.data.classes import ClassTable
 from segkit.deploy.backend import Backend, BackendOptions, PhotoInput
 from segkit.deploy.backends import make_backend
 from segkit.deploy.photos import overlay
@@ -47,31 +49,35 @@ class Timing:
 
 @dataclass
 class Predictor:
-    """RGB uint8 image -> trainId label map with one backend; build it with ``from_checkpoint``."""
+    """RGB uint8 image -> class-index label map with one backend; build it with ``from_checkpoint``. ``table`` is
+    what the classes are (names, colours, mask values): the checkpoint's, else Cityscapes'."""
 
     backend: Backend
     normalize: str = "tf"
     num_classes: int = 19
     checkpoint: Path | None = None
     last_timing: Timing = field(default_factory=Timing)
+    table: ClassTable = field(default_factory=ClassTable.cityscapes)
 
     @classmethod
     def from_model(cls, model: nn.Module, normalize: str = "tf", backend: str = "auto", device=None,
                    threads: int | None = None, checkpoint: Path | None = None,
-                   quantized: Path | None = None) -> "Predictor":
+                   quantized: Path | None = None, table: ClassTable | None = None) -> "Predictor":
         """``threads``: the runtimes' thread pool (PyTorch's is the process's: ``torch.set_num_threads``);
         ``quantized``: the folder of the checkpoint's int8 graphs (default: ``runs/x/best.int8/`` beside
         ``checkpoint``), which "auto" takes when they passed their accuracy gate."""
         if quantized is None and checkpoint is not None:
             quantized = quantized_dir(checkpoint)
         options = BackendOptions(device, threads, normalize, quantized, checkpoint)
-        return cls(make_backend(model, backend, options), normalize, model.num_classes, checkpoint)
+        return cls(make_backend(model, backend, options), normalize, model.num_classes, checkpoint,
+                   table=table or ClassTable.cityscapes())
 
     @classmethod
     def from_checkpoint(cls, path, backend: str = "auto", device=None, threads: int | None = None,
                         quantized: Path | None = None) -> "Predictor":
-        model, config, _ = load_model(path)
-        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path), quantized)
+        model, config, state = load_model(path)
+        return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path), quantized,
+                              checkpoint_classes(state))
 
     @property
     def backend_name(self) -> str:
@@ -79,7 +85,8 @@ class Predictor:
 
     @torch.inference_mode()
     def predict(self, image: np.ndarray, resolution: str = "full") -> np.ndarray:
-        """trainIds (H, W) uint8 of an RGB uint8 image (H, W, 3), the network run at ``resolution``."""
+        """Class indices (H, W) uint8 (Cityscapes: trainIds) of an RGB uint8 image (H, W, 3), the network run at
+        ``resolution``."""
         image = check_photo(image, resolution)
         plan = plan_for(image.shape[:2], resolution, self.backend.stride)
         start = time.perf_counter()

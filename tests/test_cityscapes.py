@@ -1,3 +1,4 @@
+import itertools
 import shutil
 
 import cv2
@@ -237,3 +238,33 @@ def test_train_ids_in_label_ids_files_are_pointed_out_once(copy, capsys):
     CityscapesDataset(copy, "train")
     err = capsys.readouterr().err
     assert err.count("warning") == 1 and str(label_paths[1]) in err and "_gtFine_labelTrainIds.png" in err
+
+
+# ---- coarse annotations --------------------------------------------------------------------------------------
+
+def test_coarse_split_and_fine_plus_coarse_mix(copy):
+    """train_extra has only gtCoarse (as in Cityscapes); "train+train_extra" shuffles fine and coarse together."""
+    from segkit.engine.stream import TrainStream
+
+    for image in sorted((copy / "leftImg8bit" / "train").glob("*/*.png")):
+        extra = copy / "leftImg8bit" / "train_extra" / image.parent.name / image.name.replace("_000019_", "_000099_")
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(image, extra)
+        label = cv2.imread(str(_pair(copy, index=0)[1]), cv2.IMREAD_UNCHANGED)
+        label[:, ::2] = 0  # coarse: large unlabelled areas
+        coarse = copy / "gtCoarse" / "train_extra" / image.parent.name / extra.name.replace(
+            "_leftImg8bit", "_gtCoarse_labelIds")
+        coarse.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(coarse), label)
+    extra = CityscapesDataset(copy, "train_extra")
+    assert len(extra) == 3 and all("gtCoarse" in str(s.label_path) for s in extra.samples)
+    assert (extra.read(0)[1][:, ::2] == 255).all()
+    mixed = build_dataset(DataConfig(root=str(copy), crop_size=(33, 33), train_split="train+train_extra"),
+                          "train+train_extra", seed=0)
+    assert len(mixed) == 6
+    drawn = [mixed.samples[index].label_path.parts[-4] for index, _ in
+             itertools.islice(iter(TrainStream(len(mixed), seed=0)), 4)]
+    assert {"gtFine", "gtCoarse"} <= set(drawn), drawn
+    with pytest.raises(UserError, match="has no label .*gtCoarse"):
+        next(iter((copy / "gtCoarse" / "train_extra").rglob("*.png"))).unlink()
+        CityscapesDataset(copy, "train_extra")

@@ -69,8 +69,9 @@ def test_the_default_checkpoint_is_the_newest_best(tmp_path, capsys):
 
 def test_a_config_file_replaces_the_model_section_checked_against_the_weights(tmp_path):
     save(tmp_path / "best.pt")
-    model, config = checkpoint_model(tmp_path / "best.pt")
+    model, config, table = checkpoint_model(tmp_path / "best.pt")
     assert config.model.backbone == "mobilenet_v3_small" and model.head.low_classifier.in_channels == 88
+    assert table.is_cityscapes  # a checkpoint without a class table: Cityscapes' 19 classes
     other = tmp_path / "large.py"
     other.write_text("from segkit.config import Config\nconfig = Config()\n")
     with pytest.raises(UserError, match="does not fit the mobilenet_v3_large/lraspp model"):

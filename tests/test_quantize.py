@@ -142,3 +142,37 @@ def test_bad_inputs_are_one_line_and_write_nothing(trained, tool, capsys, tmp_pa
     assert code == 2 and err.count("\n") == 1 and "LiteRT's converter rejected the graph" in err
     assert "failed to legalize operation" in err
     assert not out_dir.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_keep_float_leaves_the_stem_and_classifiers_in_float(small_checkpoint, photos):
+    _, model, config = small_checkpoint
+    from segkit.deploy.litert import optional
+    from segkit.inference import grid_stride, plan_for
+
+    plan = plan_for((64, 128), "full", grid_stride(model))
+    calibration = [photos.random(64, 128, seed=seed) for seed in range(2)]
+    normalize = config.data.normalize
+
+    def quantized_inputs(graph):
+        """{conv name: whether its weights are quantized (int8 then dequantized, or fake-quantized, rather than a
+        float constant)} for the OpenVINO graph."""
+        return {op.get_friendly_name(): op.input(1).get_source_output().get_node().get_type_name() != "Constant"
+                for op in graph.get_ordered_ops() if op.get_type_name() in ("Convolution", "GroupConvolution")}
+
+    def float_outputs(content):
+        """{conv output name: whether it is float32} for the LiteRT graph."""
+        interpreter = optional("ai_edge_litert.interpreter", "LiteRT").Interpreter(model_content=content)
+        tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
+        return {tensors[op["outputs"][0]]["name"]: tensors[op["outputs"][0]]["dtype"] == np.float32
+                for op in interpreter._get_ops_details() if op["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+
+    for keep in ((), ("stem", "classifier")):
+        convs = quantized_inputs(quantize_module.quantize_openvino(model, normalize, plan, calibration, keep))
+        names = list(convs)
+        kept = {names[0]} | {n for n in names if "classifier" in n} if keep else set()
+        assert len([n for n in names if "classifier" in n]) == 2  # the LR-ASPP head's two classifiers
+        assert {n for n, quantized in convs.items() if not quantized} == kept, keep
+        outputs = float_outputs(quantize_module.quantize_litert(model, normalize, plan, calibration, keep))
+        names = list(outputs)
+        kept = {names[0]} | {n for n in names if "classifier" in n} if keep else set()
+        assert {n for n, is_float in outputs.items() if is_float} == kept, keep

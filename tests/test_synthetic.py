@@ -201,3 +201,48 @@ def test_cli_out_not_a_folder(tool, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tool("make_synthetic").main(["--out", str(tmp_path / "file")])
     assert f"error: --out '{tmp_path / 'file'}' exists and is not a folder" in capsys.readouterr().err
+
+
+# ---- the folder layout -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("classes", [7, 19])
+def test_folder_layout_pairs_jpegs_with_masks_of_its_table(tmp_path, capsys, classes):
+    from segkit.data.classes import ClassTable
+    from segkit.data.folder import FolderDataset
+    from segkit.data.synthetic.folder import MERGED, folder_table, make_synthetic_folder, merged_values
+
+    make_synthetic_folder(tmp_path, train=3, val=2, height=48, width=96, seed=0, classes=classes)
+    table = ClassTable.load(tmp_path / "classes.yaml")
+    made = folder_table(classes)
+    assert (table.names, table.colors, table.values, table.ignore) == (made.names, made.colors, made.values,
+                                                                      made.ignore)
+    if classes == 7:
+        assert table.names == tuple(name for name, _ in MERGED) and table.ignore == (0, 255)
+    else:
+        assert table.names == ClassTable.cityscapes().names and table.values == ClassTable.cityscapes().values
+    images = sorted((tmp_path / "images").rglob("*.jpg"))
+    masks = sorted((tmp_path / "masks").rglob("*.png"))
+    assert len(images) == len(masks) == 5
+    assert [p.relative_to(tmp_path / "images").with_suffix("") for p in images] == \
+        [p.relative_to(tmp_path / "masks").with_suffix("") for p in masks]
+    index = 1  # the second training image: the writer's city and name, the generator's scene
+    photo = next(p for p in images if p.parts[-3] == "train" and p.stem.endswith("_000000_000019")
+                 and p.parent.name == "synthdorf")
+    _, label_ids = generate_scene(48, 96, image_rng(0, "train", index))
+    mask = cv2.imread(str(tmp_path / "masks" / "train" / "synthdorf" / f"{photo.stem}.png"), cv2.IMREAD_UNCHANGED)
+    assert cv2.imread(str(photo)).shape == (48, 96, 3) and mask.dtype == np.uint8 and mask.ndim == 2
+    expected = merged_values()[label_ids] if classes == 7 else label_ids
+    np.testing.assert_array_equal(mask, expected)
+    dataset = FolderDataset(tmp_path, "train", table)  # the data set reads it, every value known
+    assert len(dataset) == 3 and "warning" not in capsys.readouterr().err
+
+
+def test_make_synthetic_tool_folder_layout_and_bad_classes(tmp_path, tool, capsys):
+    tool("make_synthetic").main(["--layout", "folder", "--out", str(tmp_path / "f"), "--train", "1", "--val", "1",
+                                 "--height", "40", "--width", "64"])
+    assert "class table:" in capsys.readouterr().out and (tmp_path / "f" / "classes.yaml").is_file()
+    for args in (["--classes", "7"], ["--layout", "folder", "--classes", "5"]):
+        with pytest.raises(SystemExit) as exit_:
+            tool("make_synthetic").main(["--out", str(tmp_path / "g"), *args])
+        assert exit_.value.code == 2 and capsys.readouterr().err.count("\n") >= 1
+    assert not (tmp_path / "g").exists()

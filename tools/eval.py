@@ -1,13 +1,14 @@
 #!/usr/bin/env python
-"""Evaluate a checkpoint on Cityscapes at full and half resolution (one pass over the data).
+"""Evaluate a checkpoint at full and half resolution (one pass over the data), under its class table.
 
     python tools/eval.py                                   # newest runs/*/best.pt, its config's data root, val
     python tools/eval.py --checkpoint runs/demo/best.pt --json eval.json --save-dir preds --official
     python tools/eval.py configs/lraspp_small.py --checkpoint ckpt.pt --split test --save-dir submission
     python tools/eval.py --checkpoint runs/demo/best.pt --backend onnxruntime   # score the deploy path
 
-The checkpoint carries its config; CONFIG (optional) replaces its model section (checked against the weights)
-and names the data root. Data root: --data-root, else the config's data.root, else $CITYSCAPES_DATASET.
+The checkpoint carries its config and class table; CONFIG (optional) replaces its model section (checked against
+the weights) and names the data set (root, layout). Data root: --data-root, else the config's data.root, else
+$CITYSCAPES_DATASET.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
-from segkit.data.cityscapes import build_dataset, resolve_data_root
+from segkit.data.dataset import build_dataset, resolve_data_root
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, make_backend
 from segkit.deploy.quantized import quantized_dir
@@ -34,12 +35,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file (default: the checkpoint's own config)")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the newest runs/*/best.pt)")
-    parser.add_argument("--data-root", help="Cityscapes root holding leftImg8bit/ and gtFine/")
+    parser.add_argument("--data-root", help="data set root (Cityscapes: leftImg8bit/ and gtFine/; folder layout: "
+                        "images/ and masks/)")
     parser.add_argument("--split", choices=SPLITS, help="split to evaluate (default: the config's eval.split)")
     parser.add_argument("--resolution", nargs="+", choices=tuple(RESOLUTIONS),
                         help="resolutions to evaluate (default: the config's eval.resolutions, full half)")
     parser.add_argument("--tta", default="", help="test-time augmentation, e.g. flip,0.75,1.0,1.25")
-    parser.add_argument("--save-dir", help="write labelIds PNGs as DIR/<resolution>/CITY/*_leftImg8bit.png")
+    parser.add_argument("--save-dir", help="write the predictions as PNGs of the class table's mask values "
+                        "(Cityscapes: labelIds as DIR/<resolution>/CITY/*_leftImg8bit.png)")
     parser.add_argument("--json", help="write the scores to this JSON file")
     parser.add_argument("--official", action="store_true",
                         help="also run cityscapesscripts' evaluator on the saved predictions")
@@ -62,13 +65,16 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     checkpoint = resolve_checkpoint(args.checkpoint)
     print(f"checkpoint: {checkpoint}")
-    model, config = checkpoint_model(checkpoint, args.config)
+    model, config, table = checkpoint_model(checkpoint, args.config)
 
     split = args.split or config.eval.split
     if args.official and split == "test":
         raise UserError("--official needs ground truth, which the test split does not have; use --split val.")
+    if args.official and (config.data.layout != "cityscapes" or not table.is_cityscapes):
+        raise UserError("--official runs cityscapesscripts' evaluator, which knows only Cityscapes' layout and 19 "
+                        "classes; drop --official for this data set.")
     data_root = resolve_data_root(args.data_root, config.data.root)
-    dataset = build_dataset(config.data, split, data_root)
+    dataset = build_dataset(config.data, split, data_root, table=table)
     print(f"data: {data_root} (split {split}, {len(dataset)} images)")
     resolutions = tuple(args.resolution or config.eval.resolutions)
     workers = config.data.workers if args.workers is None else args.workers
@@ -79,7 +85,7 @@ def main(argv=None) -> None:
         save_dir = Path(args.save_dir) if args.save_dir else (Path(scratch) if args.official else None)
         results = evaluate(predict, dataset, resolutions, device=device, save_dir=save_dir, workers=workers)
         official = official_scores(save_dir, data_root, split, resolutions) if args.official else None
-    write_reports(args, results, official, checkpoint, split)
+    write_reports(args, results, official, checkpoint, split, table.names)
 
 
 def official_scores(save_dir: Path, data_root, split: str, resolutions) -> dict:
@@ -89,9 +95,9 @@ def official_scores(save_dir: Path, data_root, split: str, resolutions) -> dict:
             for resolution in resolutions}
 
 
-def write_reports(args, results: dict, official: dict | None, checkpoint, split: str) -> None:
-    """The table on stdout, the confusion plots beside --save-dir or --json, the JSON."""
-    print(format_table(results, official))
+def write_reports(args, results: dict, official: dict | None, checkpoint, split: str, names) -> None:
+    """The table on stdout, the confusion plots beside --save-dir or --json, the JSON: classes by ``names``."""
+    print(format_table(results, official, names))
     for resolution in official or {}:
         print(f"{resolution}: mIoU {100 * results[resolution].scores.miou:.4f} (segkit) vs "
               f"{100 * official[resolution]:.4f} (cityscapesscripts)")
@@ -99,11 +105,12 @@ def write_reports(args, results: dict, official: dict | None, checkpoint, split:
     if plot_dir is not None:
         for resolution, result in results.items():
             if result.confusion is not None:
-                save_confusion_png(result, plot_dir / f"confusion_{resolution}.png")
+                save_confusion_png(result, plot_dir / f"confusion_{resolution}.png", names)
     if args.save_dir:
-        print(f"predictions: {args.save_dir}/<resolution>/CITY/*_leftImg8bit.png (labelIds)")
+        print(f"predictions: {args.save_dir}/<resolution>/ (PNGs of the class table's mask values; Cityscapes': "
+              "labelIds)")
     if args.json:
-        write_json_atomic(args.json, results_to_json(results, checkpoint, split, official))
+        write_json_atomic(args.json, results_to_json(results, checkpoint, split, official, names))
         print(f"scores: {args.json}")
 
 

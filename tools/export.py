@@ -18,17 +18,20 @@ output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 tra
 segkit's pixel grid: it pads the images bottom/right to k * output_stride + 1 (1024x2048 -> 1025x2049), runs the
 network, upsamples the logits to the padded size and crops, as tools/eval.py does; with --resolution half it first
 area-downsamples the images by 2 and upsamples the logits back to the input size. The optional CONFIG replaces
-the checkpoint's model config (it must describe the same weights).
+the checkpoint's model config (it must describe the same weights). Beside the graph, OUT_STEM.classes.json holds
+the checkpoint's class table: what each class index means (name, colour, mask values).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from segkit.cli import checkpoint_model, main_guard
 from segkit.deploy.export import OPSET, export_onnx
 from segkit.deploy.litert import export_tflite
 from segkit.errors import UserError
+from segkit.fileio import write_json_atomic
 from segkit.predict import MIN_PHOTO_SIZE
 from segkit.resolutions import RESOLUTIONS
 
@@ -54,7 +57,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if min(args.height, args.width) < MIN_PHOTO_SIZE:
         raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
-    model, config = checkpoint_model(args.checkpoint, args.config)
+    model, config, table = checkpoint_model(args.checkpoint, args.config)
     size = (args.height, args.width)
     if args.format == "tflite":
         parity = export_tflite(model, args.out, size, config.data.normalize, args.resolution, labels=args.labels)
@@ -66,6 +69,10 @@ def main(argv=None) -> None:
         output = "labels (1, H, W) uint8" if args.labels else f"logits (1, {config.model.num_classes}, H, W)"
     print(f"wrote {args.out}: {config.model.backbone}/{config.model.head}, input {inputs}, {args.resolution} "
           f"resolution, output {output}" + (f", opset {args.opset}" if args.format == "onnx" else ""))
+    classes = Path(args.out).with_suffix(".classes.json")  # what the output's class indices mean, for an app
+    write_json_atomic(classes, table.to_dict())
+    print(f"classes: {classes} ({table.num_classes}: {', '.join(table.names[:4])}"
+          + (", ...)" if table.num_classes > 4 else ")"))
     runtime = "LiteRT's interpreter" if args.format == "tflite" else "ONNX Runtime"
     print(f"parity with PyTorch ({runtime}, random input): {parity}")
     if parity.max_abs_diff > 1e-3 * max(1.0, parity.max_abs_logit) or parity.label_agreement < 99.9:

@@ -10,12 +10,12 @@ video an overlay video.
     python tools/infer.py --camera 0 --show --max-frames 500
 
 Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
-patterns. For an input NAME.ext the outputs are NAME_color.png (trainId colours), NAME_overlay.png (the mask
-blended on the photo) and NAME_labelIds.png (single-channel Cityscapes labelIds, what the official tools read)
-in --out, by default the folder `infer/` beside the checkpoint (runs/<name>/infer/). Inputs that share a NAME
-keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from different folders, their folder
-(day/a.png, night/a.png -> day/a, night/a): no output overwrites another. Photos are turned upright by their
-EXIF orientation (phone photos), as image viewers show them.
+patterns. For an input NAME.ext the outputs are NAME_color.png (the checkpoint's class colours), NAME_overlay.png
+(the mask blended on the photo) and NAME_labelIds.png (single channel, the class table's mask values: Cityscapes
+labelIds, what the official tools read) in --out, by default the folder `infer/` beside the checkpoint
+(runs/<name>/infer/). Inputs that share a NAME keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from
+different folders, their folder (day/a.png, night/a.png -> day/a, night/a): no output overwrites another. Photos
+are turned upright by their EXIF orientation (phone photos), as image viewers show them.
 
 Videos: a file with a video extension (.mp4, .avi, .mov, .mkv, ...: whatever OpenCV's FFmpeg decodes), the
 inputs as one ordered frame sequence with --video (frame rate --fps, Cityscapes' 17 by default), or a camera with
@@ -127,7 +127,7 @@ def segment_photos(paths: list[Path], predictor: Predictor, out_dir: Path, resol
         labels = predictor.predict(image, resolution=resolution)
         timing = predictor.last_timing
         latencies.append(timing.total_ms)
-        write_outputs(out_dir, name, image, labels)
+        write_outputs(out_dir, name, image, labels, predictor.table)
         first = image.shape not in sizes  # the first of its size pays for warm-up and the graph export
         sizes.add(image.shape)
         tqdm.write(f"{path}: {image.shape[1]}x{image.shape[0]} in {timing.total_ms:.0f} ms "

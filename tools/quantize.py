@@ -55,11 +55,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     checkpoint = Path(args.checkpoint)
-    model, config = checkpoint_model(checkpoint)
+    model, config, table = checkpoint_model(checkpoint)
     data_root = resolve_data_root(args.data_root, config.data.root)
-    dataset = build_dataset(config.data, args.split, data_root)
+    dataset = build_dataset(config.data, args.split, data_root, table=table)
     photo_size = photo_size_of(dataset)
-    calibration = calibration_photos(args.calib, photo_size, args.calib_images, data_root)
+    calibration = calibration_photos(args.calib, photo_size, args.calib_images, data_root, config.data.layout)
     print(f"calibration: {len(calibration.photos)} photos from {calibration.source}"
           + (f", {calibration.resized} resized to {photo_size[1]}x{photo_size[0]} (the evaluation photos' size)"
              if calibration.resized else ""))

@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from segkit.config.coerce import coerce, field_types
+from segkit.data.classes import class_table
 from segkit.errors import UserError, check_choice
 from segkit.losses import LOSSES
 # Imports the models package, which imports segkit.config only as a module (see segkit/models/__init__.py).
@@ -27,6 +28,7 @@ HEADS = ("lraspp", "raspp")
 NORMALIZE_MODES = ("tf", "imagenet")
 OPTIMIZERS = ("sgd", "adamw")
 SPLITS = ("train", "val", "test")
+LAYOUTS = ("cityscapes", "folder")
 
 
 def _choice(key: str, value, choices) -> None:
@@ -47,7 +49,7 @@ class ModelConfig:
     head: str = "lraspp"
     head_channels: int = 128  # F in Table 7
     skip: bool | None = None  # low-level skip; None = the paper's choice (on for LR-ASPP, off for R-ASPP)
-    num_classes: int = 19
+    num_classes: int | None = None  # None: the data's class table's count (data.classes; Cityscapes': 19)
     # "" = random init, "imagenet" = torchvision weights API (downloads), or a path: a segkit checkpoint, a
     # torchvision state dict, or a TF checkpoint (slim ImageNet, the authors' DeepLab models).
     pretrained: str = ""
@@ -62,6 +64,9 @@ class ModelConfig:
     # Zero the last BatchNorm of every residual block, so each block starts as the identity (Goyal et al. 2017,
     # torchvision ResNet's zero_init_residual): faster training from scratch; off in the paper's recipe.
     zero_init_residual: bool = False
+    # Fine-tuning from a checkpoint with other classes (model.pretrained): the classifiers start at initialisation;
+    # with this, the rows of the classes both tables name (road -> road) keep their trained weights.
+    map_classes_by_name: bool = False
 
     def check(self) -> None:
         """This section's own rules (``validate`` runs them)."""
@@ -71,6 +76,8 @@ class ModelConfig:
             raise UserError(f"model.output_stride={self.output_stride} is not supported; use 8, 16 or 32.",
                             "model.output_stride")
         _positive("model.width_mult", self.width_mult)
+        if self.num_classes is not None:
+            _positive("model.num_classes", self.num_classes)
 
 
 @dataclass
@@ -82,6 +89,15 @@ class DataConfig:
     normalize: str = "tf"
     workers: int = 2
     color_jitter: bool = True  # photometric jitter of training crops (brightness, contrast, saturation, hue)
+    # The data set's layout (segkit.data.LAYOUTS): "cityscapes" (leftImg8bit/ + gtFine/ or gtCoarse/) or "folder"
+    # (images/{split}/**.{png,jpg} beside masks/{split}/**.png, paired by relative path and stem).
+    layout: str = "cityscapes"
+    # The class table (segkit.data.classes): "cityscapes" (the 19 training classes) or a YAML/JSON file's path.
+    classes: str = "cityscapes"
+    # The training split; "+" mixes splits, e.g. "train+train_extra" (Cityscapes' fine and coarse annotations).
+    train_split: str = "train"
+    # Mask values the class table does not know: "ignore" them (counted, said once) or refuse them ("error").
+    unknown_values: str = "ignore"
 
     def check(self) -> None:
         """This section's own rules (``validate`` runs them)."""
@@ -94,6 +110,11 @@ class DataConfig:
                             "e.g. 0.5,2.0.", "data.scale_range")
         _choice("data.normalize", self.normalize, NORMALIZE_MODES)
         _positive("data.workers", self.workers, zero_ok=True)
+        _choice("data.layout", self.layout, LAYOUTS)
+        _choice("data.unknown_values", self.unknown_values, ("ignore", "error"))
+        if not self.train_split or any(not part for part in self.train_split.split("+")):
+            raise UserError(f"data.train_split={self.train_split!r} must name one or more splits joined by +, e.g. "
+                            "train or train+train_extra.", "data.train_split")
 
 
 @dataclass
@@ -200,9 +221,12 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def resolved(self) -> Config:
-        """Defaults that follow other fields made explicit: the gate's pool window follows the training crop."""
+        """Defaults that follow other fields made explicit: the gate's pool window follows the training crop, the
+        number of classes the class table (read here: a table file that does not parse is one UserError)."""
         if self.model.pool_crop is None:
             self.model.pool_crop = tuple(self.data.crop_size)
+        if self.model.num_classes is None:
+            self.model.num_classes = class_table(self.data.classes).num_classes
         return self
 
     def to_dict(self) -> dict:
@@ -253,9 +277,10 @@ def validate(config: Config) -> Config:
             setattr(values, f.name, coerce(getattr(values, f.name), types[f.name], f"{name}.{f.name}"))
         values.check()
     weights = config.loss.class_weights
-    if weights is not None and len(weights) != config.model.num_classes:
-        raise UserError(f"loss.class_weights has {len(weights)} values but model.num_classes is "
-                        f"{config.model.num_classes}; give one weight per class.", "loss.class_weights")
+    classes = (config.model.num_classes or class_table(config.data.classes).num_classes) if weights else None
+    if weights is not None and len(weights) != classes:
+        raise UserError(f"loss.class_weights has {len(weights)} values but model.num_classes is {classes}; give "
+                        "one weight per class.", "loss.class_weights")
     if config.schedule.warmup_iterations >= config.train.iterations:
         raise UserError(f"schedule.warmup_iterations={config.schedule.warmup_iterations} must be fewer than "
                         f"train.iterations={config.train.iterations}.", "schedule.warmup_iterations")

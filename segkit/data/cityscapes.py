@@ -2,13 +2,16 @@
 
     ROOT/leftImg8bit/{split}/CITY/CITY_SEQ_FRAME_leftImg8bit.png
     ROOT/gtFine/{split}/CITY/CITY_SEQ_FRAME_gtFine_labelIds.png   (or *_gtFine_labelTrainIds.png, preferred)
+    ROOT/gtCoarse/{split}/CITY/CITY_SEQ_FRAME_gtCoarse_labelIds.png   (where a split has no gtFine: train_extra)
 
-Labels are mapped to trainIds on the fly with ``LABEL_TO_TRAIN``. Existence, pairing, PNG headers (size, bit
-depth) and PNG completeness are checked when the dataset is built, so mistakes surface before training starts.
+A split name may join splits with "+" ("train+train_extra": the 2975 fine and 19998 coarse training images, shuffled
+together). Labels are mapped to the class table's indices on the fly (Cityscapes': labelIds -> trainIds).
+Existence, pairing, PNG headers (size, bit depth) and PNG completeness are checked when the dataset is built, so
+mistakes surface before training starts.
 
 Input rules (documented for users): an RGBA image loses its alpha channel, a grayscale image is repeated to
 three channels, a 16-bit image is an error (segkit trains on the 8-bit leftImg8bit images); a label must be a
-single-channel (or palette) PNG, and values outside the Cityscapes table become 255 (ignored).
+single-channel (or palette) PNG, and values outside the class table become 255 (ignored).
 """
 from __future__ import annotations
 
@@ -22,57 +25,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from segkit.config import DataConfig
-from segkit.data.labels import IGNORE_INDEX, LABEL_TO_TRAIN, NUM_CLASSES
-from segkit.data.transforms import eval_transform, image_to_tensor, train_transform
+from segkit.data.classes import ClassTable
+from segkit.data.dataset import (MAKE_DATA_HINT, Sample, SegmentationDataset, build_dataset, colour_label,
+                                 not_8bit, read_image, read_mask, resolve_data_root, size_mismatch)
+from segkit.data.transforms import train_transform
 from segkit.errors import UserError
+
+__all__ = ["CityscapesDataset", "build_dataset", "find_samples", "read_image", "resolve_data_root"]
 
 IMAGE_SUFFIX = "_leftImg8bit.png"
 LABEL_IDS_SUFFIX = "_gtFine_labelIds.png"
 TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
-MAKE_DATA_HINT = "tools/make_synthetic.py (a synthetic city in this layout)"
+ANNOTATIONS = ("gtFine", "gtCoarse")  # the label folders, the fine one first
 
 
-def resolve_data_root(cli_value: str | os.PathLike | None, config_value: str | os.PathLike | None = None) -> Path:
-    """The data root: the caller's (a tool's ``--data-root``), else the config's ``data.root``, else
-    ``$CITYSCAPES_DATASET``."""
-    for value in (cli_value, config_value, os.environ.get("CITYSCAPES_DATASET")):
-        if value:
-            return Path(value).expanduser()
-    raise UserError("no Cityscapes data root given; give data_root=DIR (or set data.root or $CITYSCAPES_DATASET) "
-                    f"with leftImg8bit/ and gtFine/ in it, or make a synthetic data set with {MAKE_DATA_HINT}.",
-                    "data_root")
+class CityscapesDataset(SegmentationDataset):
+    """Images and class-index labels of one split (or splits joined by "+") of the official layout.
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One image of the data set and (unless unlabelled) its label file."""
-
-    name: str  # CITY_SEQ_FRAME
-    city: str
-    image_path: Path
-    label_path: Path | None
-    label_is_train_ids: bool  # *_labelTrainIds.png rather than *_labelIds.png
-
-
-class CityscapesDataset(Dataset):
-    """Images and trainId labels of one split; items are dicts (see ``__getitem__``).
-
-    ``transform`` is an albumentations pipeline applied to the uint8 RGB image and uint8 trainId mask before
-    normalisation (``normalize``: "tf" or "imagenet"). ``labels=None`` reads labels for train/val and not for
-    test (the official test labels are placeholders); an unlabelled item has an all-255 label.
+    ``labels=None`` reads labels for every split but test (the official test labels are placeholders);
+    ``table`` is the class table (default: Cityscapes' 19 training classes).
     """
 
     def __init__(self, root: str | os.PathLike, split: str, transform=None, normalize: str = "tf",
-                 labels: bool | None = None, check_files: bool = True):
-        self.root = Path(root).expanduser()
-        self.split = split
-        self.transform = transform
-        self.normalize = normalize
-        self.has_labels = (split != "test") if labels is None else labels
-        self.samples = find_samples(self.root, split, self.has_labels)
+                 labels: bool | None = None, check_files: bool = True, table: ClassTable | None = None):
+        root = Path(root).expanduser()
+        has_labels = (split != "test") if labels is None else labels
+        samples = [s for part in split.split("+") for s in find_samples(root, part, has_labels)]
+        super().__init__(root, split, samples, table or ClassTable.cityscapes(), transform, normalize, has_labels)
         if check_files:
             for sample in self.samples:
                 check_sample(sample)
@@ -82,52 +64,10 @@ class CityscapesDataset(Dataset):
                       f"*{LABEL_IDS_SUFFIX} files hold trainIds, name them *{TRAIN_IDS_SUFFIX} (read as they are): "
                       "as labelIds they are remapped, e.g. trainId 7 (traffic sign) becomes road.", file=sys.stderr)
 
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def read(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """The untransformed item: RGB uint8 (H, W, 3) and trainIds uint8 (H, W), or None when unlabelled."""
-        sample = self.samples[index]
-        image = read_image(sample.image_path)
-        if sample.label_path is None:
-            return image, None
-        label = read_label(sample.label_path, sample.label_is_train_ids)
-        if label.shape != image.shape[:2]:
-            raise UserError(_size_mismatch(sample, label.shape, image.shape[:2]))
-        return image, label
-
-    def __getitem__(self, index: int) -> dict:
-        """``image`` float32 (3, H, W), ``label`` int64 (H, W) trainIds with 255 = ignore, ``has_label``,
-        ``name``, ``city``, ``image_path`` (str)."""
-        sample = self.samples[index]
-        image, label = self.read(index)
-        has_label = label is not None
-        if label is None:
-            label = np.full(image.shape[:2], IGNORE_INDEX, dtype=np.uint8)
-        if self.transform is not None:
-            out = self.transform(image=image, mask=label)
-            image, label = out["image"], out["mask"]
-        return {
-            "image": image_to_tensor(image, self.normalize),
-            "label": torch.from_numpy(np.ascontiguousarray(label)).long(),
-            "has_label": has_label,
-            "name": sample.name,
-            "city": sample.city,
-            "image_path": str(sample.image_path),
-        }
-
-
-def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike | None = None,
-                  train: bool | None = None, seed: int | None = None) -> CityscapesDataset:
-    """The dataset a tool needs: training augmentation for ``train`` (default: split == "train"), else none."""
-    root = resolve_data_root(data_root, config.root)
-    train = (split == "train") if train is None else train
-    transform = train_transform(config, jitter=config.color_jitter, seed=seed) if train else eval_transform(config)
-    return CityscapesDataset(root, split, transform=transform, normalize=config.normalize)
-
 
 def find_samples(root: Path, split: str, with_labels: bool) -> list[Sample]:
-    """Pair every ``*_leftImg8bit.png`` of the split with its label file (cheap: names only)."""
+    """Pair every ``*_leftImg8bit.png`` of the split with its label file (cheap: names only): gtFine's, else (a
+    split without fine annotations, such as train_extra) gtCoarse's."""
     if not root.is_dir():
         raise UserError(f"data_root={str(root)!r} does not exist; point it (or $CITYSCAPES_DATASET) at the folder "
                         f"holding leftImg8bit/ and gtFine/, or make one with {MAKE_DATA_HINT}.", "data_root")
@@ -137,21 +77,24 @@ def find_samples(root: Path, split: str, with_labels: bool) -> list[Sample]:
         raise UserError(f"no images {image_dir}/CITY/*{IMAGE_SUFFIX} found for split {split!r}; check that {root} "
                         f"has the official Cityscapes layout (leftImg8bit/{split}/CITY/...), e.g. from "
                         f"{MAKE_DATA_HINT}.")
+    annotation = next((a for a in ANNOTATIONS if (root / a / split).is_dir()), "gtFine")
     samples = []
     for image_path in image_paths:
         city = image_path.parent.name
         name = image_path.name[: -len(IMAGE_SUFFIX)]
-        label_path, is_train_ids = None, False
+        label_path, kind = None, "label_ids"
         if with_labels:
-            label_dir = root / "gtFine" / split / city
-            if (label_dir / f"{name}{TRAIN_IDS_SUFFIX}").is_file():
-                label_path, is_train_ids = label_dir / f"{name}{TRAIN_IDS_SUFFIX}", True
-            elif (label_dir / f"{name}{LABEL_IDS_SUFFIX}").is_file():
-                label_path = label_dir / f"{name}{LABEL_IDS_SUFFIX}"
+            label_dir = root / annotation / split / city
+            train_ids, label_ids = (label_dir / f"{name}_{annotation}_{kind}.png"
+                                    for kind in ("labelTrainIds", "labelIds"))
+            if train_ids.is_file():
+                label_path, kind = train_ids, "train_ids"
+            elif label_ids.is_file():
+                label_path = label_ids
             else:
-                raise UserError(f"image {image_path} has no label {label_dir / (name + LABEL_IDS_SUFFIX)}; add the "
-                                f"gtFine label (or remove the image) before using split {split!r}.")
-        samples.append(Sample(name, city, image_path, label_path, is_train_ids))
+                raise UserError(f"image {image_path} has no label {label_ids}; add the {annotation} label (or "
+                                f"remove the image) before using split {split!r}.")
+        samples.append(Sample(name, city, image_path, label_path, kind, f"{city}/{name}{IMAGE_SUFFIX}"))
     return samples
 
 
@@ -197,69 +140,20 @@ def check_sample(sample: Sample) -> None:
     """Cheap checks of one pair from the PNG headers: readable, complete, 8-bit image, same size as its label."""
     image = read_png_header(sample.image_path)
     if image.bit_depth != 8:
-        raise UserError(_not_8bit(sample.image_path, image.bit_depth))
+        raise UserError(not_8bit(sample.image_path, image.bit_depth))
     if sample.label_path is not None:
         label = read_png_header(sample.label_path)
         if label.color_type in (2, 6):
-            raise UserError(_colour_label(sample.label_path))
+            raise UserError(colour_label(sample.label_path))
         if (label.height, label.width) != (image.height, image.width):
-            raise UserError(_size_mismatch(sample, (label.height, label.width), (image.height, image.width)))
+            raise UserError(size_mismatch(sample, (label.height, label.width), (image.height, image.width)))
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3): RGBA drops alpha, grayscale is repeated, 16-bit is an error."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"cannot decode image {path} (missing, truncated or not an image); re-download or "
-                        "regenerate it.")
-    if image.dtype != np.uint8:
-        raise UserError(_not_8bit(path, 8 * image.dtype.itemsize))
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 2:  # gray + alpha
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_label(path: str | os.PathLike, train_ids: bool = False) -> np.ndarray:
-    """A label file as trainIds uint8 (H, W); ids outside the Cityscapes table become 255 (ignore).
-
-    ``train_ids`` says the file already holds trainIds (``*_labelTrainIds.png``).
-    """
-    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if label is None:
-        raise UserError(f"cannot decode label {path} (missing, truncated or not an image); re-download or "
-                        "regenerate it.")
-    if label.ndim == 3:
-        header = read_png_header(Path(path))
-        if header.color_type != 3:
-            raise UserError(_colour_label(path))
-        from PIL import Image  # palette PNG: OpenCV expands it to colours, PIL keeps the indices (the ids)
-
-        label = np.asarray(Image.open(path))
-    if train_ids:
-        out = np.where(label < NUM_CLASSES, label, IGNORE_INDEX).astype(np.uint8)
-        return out
-    if label.dtype != np.uint8:  # 16-bit: ids beyond 255 are not in the table
-        label = np.where(label < 256, label, 0).astype(np.uint8)
-    return LABEL_TO_TRAIN[label]
-
-
-def _not_8bit(path, bits: int) -> str:
-    return (f"image {path} has {bits} bits per channel; segkit reads 8-bit RGB PNGs (leftImg8bit), so convert it "
-            "to 8 bits first.")
-
-
-def _colour_label(path) -> str:
-    return (f"label {path} has colour channels; use the single-channel *{LABEL_IDS_SUFFIX} files, not the "
-            "*_gtFine_color.png visualisations.")
-
-
-def _size_mismatch(sample: Sample, label_hw, image_hw) -> str:
-    return (f"label {sample.label_path} is {label_hw[0]}x{label_hw[1]} but its image {sample.image_path} is "
-            f"{image_hw[0]}x{image_hw[1]}; regenerate the label at the image's size.")
+def read_label(path: str | os.PathLike, train_ids: bool = False, table: ClassTable | None = None) -> np.ndarray:
+    """A label file as class indices uint8 (H, W) of ``table`` (Cityscapes': trainIds); ids outside the table
+    become 255 (ignore). ``train_ids`` says the file holds trainIds (``*_labelTrainIds.png``)."""
+    table = table or ClassTable.cityscapes()
+    return table.lookup()[read_mask(path, "train_ids" if train_ids else "label_ids", table)]
 
 
 # ---- loading ------------------------------------------------------------------------------------------------
@@ -273,7 +167,7 @@ def worker_init_fn(worker_id: int) -> None:
     cv2.setNumThreads(0)
     info = torch.utils.data.get_worker_info()
     dataset = info.dataset
-    while not isinstance(dataset, CityscapesDataset) and hasattr(dataset, "dataset"):  # Subset and friends
+    while not isinstance(dataset, SegmentationDataset) and hasattr(dataset, "dataset"):  # Subset and friends
         dataset = dataset.dataset
     transform = getattr(dataset, "transform", None)
     if hasattr(transform, "set_random_seed"):

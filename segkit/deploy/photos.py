@@ -12,12 +12,14 @@ import numpy as np
 from PIL import Image
 
 from segkit.data.cityscapes import read_image
-from segkit.data.labels import colorize, to_label_ids
+from segkit.data.classes import ClassTable
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 ORIENTATION_TAG = 0x0112  # EXIF
+
+_CITYSCAPES = ClassTable.cityscapes()
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
@@ -112,16 +114,21 @@ def output_names(paths: list[Path]) -> list[str]:
     return names
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """The photo with its colour mask blended in (``alpha`` of the mask), RGB uint8."""
-    return cv2.addWeighted(colorize(labels), alpha, np.asarray(image, np.uint8), 1 - alpha, 0.0)
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, table: ClassTable | None = None) -> np.ndarray:
+    """The photo with its colour mask (the class table's colours, default Cityscapes') blended in (``alpha`` of the
+    mask), RGB uint8."""
+    colours = (table or _CITYSCAPES).colorize(labels)
+    return cv2.addWeighted(colours, alpha, np.asarray(image, np.uint8), 1 - alpha, 0.0)
 
 
-def write_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray) -> list[Path]:
-    """``name``_color.png (trainId colours), ``name``_overlay.png and ``name``_labelIds.png (single-channel
-    Cityscapes labelIds, what the official tools read) in ``out_dir``; the paths written."""
-    outputs = {f"{name}_color.png": colorize(labels), f"{name}_overlay.png": overlay(image, labels),
-               f"{name}_labelIds.png": to_label_ids(labels)}
+def write_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarray,
+                  table: ClassTable | None = None) -> list[Path]:
+    """``name``_color.png (the class table's colours), ``name``_overlay.png and ``name``_labelIds.png (single
+    channel, the table's mask values: Cityscapes labelIds, what the official tools read) in ``out_dir``; the paths
+    written. ``table``: the model's class table (default: Cityscapes')."""
+    table = table or _CITYSCAPES
+    outputs = {f"{name}_color.png": table.colorize(labels), f"{name}_overlay.png": overlay(image, labels, 0.5, table),
+               f"{name}_labelIds.png": table.to_values(labels)}
     for filename, array in outputs.items():
         write_png(out_dir / filename, array)
     return [out_dir / filename for filename in outputs]

@@ -30,7 +30,8 @@ import cv2
 import numpy as np
 from torch import nn
 
-from segkit.data.cityscapes import IMAGE_SUFFIX, find_samples
+from segkit.data.cityscapes import find_samples
+from segkit.data.folder import find_folder_samples
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.export import photo_graph
 from segkit.deploy.litert import optional, tflite_bytes
@@ -61,9 +62,11 @@ class Calibration:
         return {"images": len(self.photos), "source": self.source, "resized": self.resized}
 
 
-def calibration_photos(source: str, size: tuple[int, int], limit: int = 300, data_root=None) -> Calibration:
+def calibration_photos(source: str, size: tuple[int, int], limit: int = 300, data_root=None,
+                       layout: str = "cityscapes") -> Calibration:
     """At most ``limit`` photos, evenly spread, from a folder (searched recursively) or a split of the data set
-    under ``data_root`` ("train", "val"); photos of another size are resized to ``size`` (counted in ``resized``)."""
+    under ``data_root`` ("train", "val"; in ``layout``); photos of another size are resized to ``size`` (counted in
+    ``resized``)."""
     if limit < 1:
         raise UserError(f"calib_images={limit} must be at least 1.", "calib_images")
     if Path(source).is_dir():
@@ -72,7 +75,8 @@ def calibration_photos(source: str, size: tuple[int, int], limit: int = 300, dat
             raise UserError(f"calib={source!r} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); give a folder "
                             "of photos like those the model will see, or a split such as train.", "calib")
     elif source in SPLITS and data_root is not None:
-        paths = [sample.image_path for sample in find_samples(Path(data_root), source, with_labels=False)]
+        find = find_folder_samples if layout == "folder" else find_samples
+        paths = [sample.image_path for sample in find(Path(data_root), source, with_labels=False)]
     else:
         raise UserError(f"calib={source!r} is neither a folder nor a split of the data set (train, val); give "
                         "one.", "calib")
@@ -300,5 +304,5 @@ def photo_size_of(dataset) -> tuple[int, int]:
     if len(sizes) != 1:
         listed = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
         raise UserError(f"the evaluation split's photos have {len(sizes)} sizes ({listed}); int8 graphs are made "
-                        f"for one, so evaluate on photos of the camera's size ({IMAGE_SUFFIX} files).")
+                        "for one, so evaluate on photos of the camera's size.")
     return next(iter(sizes))

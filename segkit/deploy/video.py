@@ -20,8 +20,8 @@ import numpy as np
 from tqdm import tqdm
 
 from segkit.data.cityscapes import read_image
-from segkit.data.labels import to_label_ids
 from segkit.deploy.labelmap import label_map
+from segkit.data.classes import ClassTable
 from segkit.deploy.photos import overlay
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
@@ -196,7 +196,7 @@ def segment_video(source: FrameSource, predictor: Predictor, out_dir, options: V
     a KeyboardInterrupt by the caller) ends the run early with a playable video of what was done."""
     out_dir = Path(out_dir)
     writer = VideoWriterThread(out_dir / f"{source.name}_overlay.mp4", source.fps, source.size, options.alpha,
-                               out_dir / f"{source.name}_labelIds" if options.save_labels else None)
+                               out_dir / f"{source.name}_labelIds" if options.save_labels else None, predictor.table)
     reader = ReaderThread(source, options.max_frames)
     window, notes = show_window(options.show)
     bar = tqdm(total=min(filter(None, (source.count, options.max_frames)), default=None), unit="frame",
@@ -244,7 +244,8 @@ def _run(reader, writer, predictor: Predictor, options: VideoOptions, window, ba
             tally.segmented += 1
         writer.put(frame, labels)
         if window:
-            cv2.imshow(window, cv2.cvtColor(overlay(frame.image, labels, options.alpha), cv2.COLOR_RGB2BGR))
+            cv2.imshow(window, cv2.cvtColor(overlay(frame.image, labels, options.alpha, predictor.table),
+                                            cv2.COLOR_RGB2BGR))
             cv2.waitKey(1)
         bar.update(1)
 
@@ -296,8 +297,10 @@ class ReaderThread:
 class VideoWriterThread:
     """Overlays and encodes behind the predictor into a temporary file, renamed to ``path`` by ``finish``."""
 
-    def __init__(self, path: Path, fps: float, size: tuple[int, int], alpha: float, labels_dir: Path | None):
+    def __init__(self, path: Path, fps: float, size: tuple[int, int], alpha: float, labels_dir: Path | None,
+                 table: ClassTable | None = None):
         self.path, self.alpha, self.labels_dir = path, alpha, labels_dir
+        self.table = table or ClassTable.cityscapes()  # the model's classes: colours and mask values
         self.partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # the container follows the suffix
         self.new_labels_dir = labels_dir is not None and not labels_dir.exists()  # removed again on an error
         try:
@@ -329,9 +332,10 @@ class VideoWriterThread:
                 continue  # drain: the producer learns of the error at its next put
             frame, labels = item
             try:
-                self.writer.write(cv2.cvtColor(overlay(frame.image, labels, self.alpha), cv2.COLOR_RGB2BGR))
+                self.writer.write(cv2.cvtColor(overlay(frame.image, labels, self.alpha, self.table),
+                                               cv2.COLOR_RGB2BGR))
                 if self.labels_dir is not None:
-                    write_png(self.labels_dir / f"{frame.name}_labelIds.png", to_label_ids(labels))
+                    write_png(self.labels_dir / f"{frame.name}_labelIds.png", self.table.to_values(labels))
                 self.frames += 1
             except BaseException as exc:
                 self.error = exc

@@ -23,8 +23,8 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from segkit.data.cityscapes import IMAGE_SUFFIX, worker_init_fn
-from segkit.data.labels import CLASS_NAMES, IGNORE_INDEX, NUM_CLASSES, to_label_ids
+from segkit.data.cityscapes import worker_init_fn
+from segkit.data.classes import IGNORE_INDEX, ClassTable
 from segkit.errors import UserError
 from segkit.fileio import write_png
 from segkit.engine.distributed import distributed
@@ -45,7 +45,7 @@ class EvalResult:
     # the first image of a (rank's) pass is left out as warm-up when there are more
     images: int
 
-    def to_dict(self, class_names=CLASS_NAMES) -> dict:
+    def to_dict(self, class_names=ClassTable.cityscapes().names) -> dict:
         """The eval JSON's block for this resolution (docs/architecture.md#output-formats): percent values and
         ms per image."""
         block = self.scores.to_percent_dict(class_names) if self.scores is not None else {}
@@ -56,18 +56,21 @@ class EvalResult:
 # ---- the loop ----------------------------------------------------------------------------------------------
 
 def evaluate(predict: Predict, dataset, resolutions=("full", "half"), device="cpu", save_dir=None,
-             progress: bool = True, workers: int = 2, num_classes: int = NUM_CLASSES) -> dict[str, EvalResult]:
+             progress: bool = True, workers: int = 2, table: ClassTable | None = None) -> dict[str, EvalResult]:
     """Score ``predict`` on ``dataset`` at each resolution; ``{resolution: EvalResult}`` in the order given.
 
-    ``dataset`` yields dicts like ``CityscapesDataset`` (normalised ``image``, trainId ``label``, ``has_label``,
-    ``name``, ``city``); images reach ``predict`` on ``device``. ``save_dir`` receives one labelIds PNG per image
-    and resolution as ``save_dir/<resolution>/CITY/CITY_SEQ_FRAME_leftImg8bit.png``.
+    ``dataset`` yields dicts like ``SegmentationDataset`` (normalised ``image``, class-index ``label``,
+    ``has_label``, ``save_as``) and holds its class ``table`` (``table`` overrides it); images reach ``predict`` on
+    ``device``. ``save_dir`` receives one PNG of the table's mask values per image and resolution as
+    ``save_dir/<resolution>/<save_as>`` (Cityscapes: labelIds, ``CITY/CITY_SEQ_FRAME_leftImg8bit.png``).
     """
     resolutions = _check_resolutions(resolutions)
+    table = table or getattr(dataset, "table", None) or ClassTable.cityscapes()
     device = torch.device(device)
     loader = DataLoader(_shard(dataset), batch_size=1, shuffle=False, num_workers=workers,
                         worker_init_fn=worker_init_fn, pin_memory=device.type == "cuda")
-    matrices = {r: ConfusionMatrix(num_classes, IGNORE_INDEX, device) for r in resolutions}
+    matrices = {r: ConfusionMatrix(table.num_classes, IGNORE_INDEX, device, categories=table.categories)
+                for r in resolutions}
     seconds = {r: 0.0 for r in resolutions}
     images, labelled = 0, 0
     show = progress and (not distributed() or torch.distributed.get_rank() == 0)  # one bar, not one per rank
@@ -85,8 +88,8 @@ def evaluate(predict: Predict, dataset, resolutions=("full", "half"), device="cp
             if has_label:
                 matrices[resolution].update(label, prediction)
             if save_dir is not None:
-                path = Path(save_dir) / resolution / batch["city"][0] / f"{batch['name'][0]}{IMAGE_SUFFIX}"
-                save_prediction(path, prediction[0].cpu().numpy(), tuple(label.shape[-2:]))
+                path = Path(save_dir) / resolution / batch["save_as"][0]
+                save_prediction(path, prediction[0].cpu().numpy(), tuple(label.shape[-2:]), table)
         images += 1
         labelled += has_label
 
@@ -139,11 +142,12 @@ def _sum_over_ranks(images, labelled, timed, seconds, device):
 
 # ---- outputs -----------------------------------------------------------------------------------------------
 
-def save_prediction(path, train_ids: np.ndarray, expected_size: tuple[int, int]) -> None:
-    """Write a trainId map as a single-channel labelIds PNG (official evaluator / test server form)."""
-    if tuple(train_ids.shape) != tuple(expected_size):
-        raise UserError(f"prediction for {path} is {train_ids.shape[0]}x{train_ids.shape[1]} but its ground truth "
+def save_prediction(path, classes: np.ndarray, expected_size: tuple[int, int], table: ClassTable | None = None) -> None:
+    """Write a class-index map as a single-channel PNG of the table's mask values (Cityscapes: labelIds, the
+    official evaluator's and test server's form)."""
+    if tuple(classes.shape) != tuple(expected_size):
+        raise UserError(f"prediction for {path} is {classes.shape[0]}x{classes.shape[1]} but its ground truth "
                         f"is {expected_size[0]}x{expected_size[1]}; the model must return logits at the input size.")
-    write_png(path, to_label_ids(train_ids.astype(np.uint8)))
+    write_png(path, (table or ClassTable.cityscapes()).to_values(classes.astype(np.uint8)))
 
 

@@ -42,7 +42,8 @@ def format_table(results: dict[str, EvalResult], official: dict[str, float] | No
         lines.append(row("mIoU", [pct(s.miou) if s else "-" for s in scored.values()]))
         if official:
             lines.append(row("mIoU (official)", [pct(official.get(r)) for r in columns]))
-        lines.append(row("category mIoU", [pct(s.category_miou) if s else "-" for s in scored.values()]))
+        if any(s and s.category_iou for s in scored.values()):  # only a class table with categories has them
+            lines.append(row("category mIoU", [pct(s.category_miou) if s else "-" for s in scored.values()]))
         lines.append(row("pixel acc", [pct(s.pixel_acc) if s else "-" for s in scored.values()]))
     lines.append(row("ms/image", [f"{results[r].ms_per_image:.1f}" for r in columns]))
     lines.append(row("images", [str(results[r].images) for r in columns]))
@@ -76,12 +77,13 @@ def save_confusion_png(result: EvalResult, path, class_names=CLASS_NAMES) -> Non
 
 
 def results_to_json(results: dict[str, EvalResult], checkpoint, split: str,
-                    official: dict[str, float] | None = None) -> dict:
-    """The eval JSON (docs/architecture.md#output-formats); a resolution key only for resolutions evaluated."""
+                    official: dict[str, float] | None = None, class_names=CLASS_NAMES) -> dict:
+    """The eval JSON (docs/architecture.md#output-formats); a resolution key only for resolutions evaluated,
+    classes under the class table's names."""
     data = {"checkpoint": str(checkpoint), "split": split,
             "images": next(iter(results.values())).images if results else 0}
     for resolution, result in results.items():
-        data[resolution] = result.to_dict()
+        data[resolution] = result.to_dict(class_names)
         if official and resolution in official:
             data[resolution]["official_miou"] = 100.0 * official[resolution]
     return data

@@ -20,9 +20,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segkit.config import Config, ModelConfig, validate
-from segkit.data.cityscapes import build_dataset, worker_init_fn
-from segkit.data.labels import IGNORE_INDEX
-from segkit.checkpoint import capture_rng_state, restore_rng_state, save_checkpoint
+from segkit.data.cityscapes import worker_init_fn
+from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
+from segkit.data.dataset import build_dataset
+from segkit.checkpoint import capture_rng_state, checkpoint_classes, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate
 from segkit.engine.runlog import RunLog, peak_memory, plot_curves, trim_log
@@ -33,6 +34,7 @@ from segkit.fileio import write_json_atomic
 from segkit.inference import grid_size, model_labels
 from segkit.losses import build_loss
 from segkit.models import build_model
+from segkit.models.pretrained import copy_class_rows
 from segkit.checkpoint import load_checkpoint
 
 
@@ -48,6 +50,7 @@ class Training:
     criterion: nn.Module
     amp_dtype: torch.dtype | None
     memory_format: torch.memory_format
+    classes: dict = dataclasses.field(default_factory=dict)  # the class table the checkpoints carry
     iteration: int = 0
     best_miou: float = -1.0
 
@@ -63,7 +66,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
     train_set, val_set = build_data(config, data_root, rt)  # before any output: a data mistake writes nothing
     prepare_work_dir(work_dir, config, rt, resume)
 
-    state = build_training(config, rt)
+    state = build_training(config, rt, train_set.table)
     if resume:
         restore(state, work_dir / "last.pt", config, rt)
         if rt.is_main:
@@ -133,9 +136,15 @@ def check_crop_on_grid(config: Config) -> None:
 
 
 def build_data(config: Config, data_root: str | None, rt: Runtime):
-    """The training split (with augmentation) and the validation split; both must exist."""
-    train_set = build_dataset(config.data, "train", data_root)
-    val_set = build_dataset(config.data, "val", data_root, train=False)
+    """The training split (``data.train_split``, with augmentation) and the validation split, both read through
+    the class table (``data.classes``), which must fit the model's head; both must exist."""
+    table = class_table(config.data.classes)
+    if table.num_classes > config.model.num_classes:
+        raise UserError(f"data.classes={config.data.classes} has {table.num_classes} classes but model.num_classes is "
+                        f"{config.model.num_classes}; leave model.num_classes unset (it follows the table) or give "
+                        f"the head {table.num_classes} outputs.", "model.num_classes")
+    train_set = build_dataset(config.data, config.data.train_split, data_root, train=True, table=table)
+    val_set = build_dataset(config.data, "val", data_root, train=False, table=table)
     if len(train_set) < rt.world_size:
         raise UserError(f"the train split of {train_set.root} has {len(train_set)} images, fewer than the "
                         f"{rt.world_size} processes.")
@@ -151,10 +160,15 @@ def prepare_work_dir(work_dir: Path, config: Config, rt: Runtime, resume: bool) 
             (work_dir / "log.jsonl").unlink(missing_ok=True)
 
 
-def build_training(config: Config, rt: Runtime) -> Training:
-    """Model (the same initial weights on every rank), optimizer, poly schedule, grad scaler and loss."""
+def build_training(config: Config, rt: Runtime, table: ClassTable | None = None) -> Training:
+    """Model (the same initial weights on every rank), optimizer, poly schedule, grad scaler and loss; ``table``
+    (default: Cityscapes') is what the model's outputs mean."""
+    table = table or ClassTable.cityscapes()
     seed_everything(config.train.seed)
-    model = build_model(config.model).to(rt.device)
+    model = build_model(config.model)
+    if config.model.map_classes_by_name and config.model.pretrained:
+        map_pretrained_classes(model, config.model.pretrained, table)
+    model = model.to(rt.device)
     if rt.distributed and rt.device.type == "cuda" and config.train.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     # channels_last: faster convolutions on CUDA and on this project's CPUs too (BENCHMARKS.md).
@@ -175,7 +189,16 @@ def build_training(config: Config, rt: Runtime) -> Training:
     # From here on each rank draws its own random numbers (dropout masks): distinct streams, seed + rank.
     seed_everything(config.train.seed + rt.rank)
     return Training(model, net, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
-                    criterion, dtype, memory_format)
+                    criterion, dtype, memory_format, table.to_dict())
+
+
+def map_pretrained_classes(model: nn.Module, pretrained: str, table: ClassTable) -> None:
+    """Fine-tuning into other classes (``model.map_classes_by_name``): the classifier rows of the classes the
+    pretrained checkpoint's table and ``table`` both name start from their trained weights."""
+    source = load_checkpoint(pretrained)
+    shared = copy_class_rows(model, source["model"], checkpoint_classes(source).names, table.names)
+    print(f"classifier rows of {len(shared)} of {table.num_classes} classes kept from {pretrained} by name"
+          + (f": {', '.join(shared)}" if shared else " (the tables share no class name)"))
 
 
 def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
@@ -269,7 +292,7 @@ def checkpoint_state(state: Training, config: Config, rt: Runtime) -> dict:
     return {"model": state.model.state_dict(), "config": config.to_dict(), "iteration": state.iteration,
             "optimizer": state.optimizer.state_dict(), "scheduler": state.scheduler.state_dict(),
             "scaler": state.scaler.state_dict(), "rng": gather(rt, capture_rng_state()),
-            "world_size": rt.world_size, "best_miou": state.best_miou}
+            "world_size": rt.world_size, "best_miou": state.best_miou, "classes": state.classes}
 
 
 def save(state: Training, config: Config, rt: Runtime, path: Path) -> None:

@@ -18,7 +18,7 @@ from segkit.models.blocks import Backbone, zero_init_residual
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
 from segkit.models.pretrained import load_pretrained
 from segkit.models.segmentor import Segmentor
-from segkit.paper import TRAINING_CROP
+from segkit.paper import CITYSCAPES_CLASSES, TRAINING_CROP
 
 if TYPE_CHECKING:
     from segkit.config import ModelConfig
@@ -38,8 +38,10 @@ def build_model(config: ModelConfig) -> Segmentor:
     # An unresolved config (pool_crop None: "the training crop") gets the authors' crop, data.crop_size's default.
     pool_crop = config.pool_crop or TRAINING_CROP
     pool_kernel = None if config.global_pool else gate_pool_kernel(pool_crop, config.output_stride)
+    # An unresolved config (num_classes None: "the class table's") gets Cityscapes' 19 classes.
+    num_classes = config.num_classes or CITYSCAPES_CLASSES
     channels = dict(low_channels=backbone.low_channels, high_channels=backbone.high_channels,
-                    num_classes=config.num_classes, channels=config.head_channels)
+                    num_classes=num_classes, channels=config.head_channels)
     if config.head == "lraspp":
         skip = True if config.skip is None else config.skip
         head = LRASPP(**channels, pool_kernel=pool_kernel, pool_stride=config.pool_stride, skip=skip)
@@ -47,7 +49,7 @@ def build_model(config: ModelConfig) -> Segmentor:
         # R-ASPP's image pooling is global (DeepLabv3); the crop-derived pool is LR-ASPP's gate.
         skip = False if config.skip is None else config.skip
         head = RASPP(**channels, pool_kernel=None, skip=skip)
-    model = Segmentor(backbone, head, config.num_classes)
+    model = Segmentor(backbone, head, num_classes)
     if config.bn_momentum is not None:
         for module in model.modules():
             if isinstance(module, nn.BatchNorm2d):

@@ -173,6 +173,29 @@ def load_segkit(model: nn.Module, state: dict, source: str) -> LoadReport:
     return report
 
 
+def copy_class_rows(model: nn.Module, state: dict, source_names, target_names) -> list[str]:
+    """Copy into ``model``'s classifiers (the head's ``*classifier.*`` tensors, one row per class) the rows of
+    ``state`` whose class ``source_names`` and ``target_names`` share, matched by name (road -> road); the other
+    rows keep their initialisation. Returns the shared names, in ``target_names``' order."""
+    source_index = {name: i for i, name in enumerate(source_names)}
+    shared = [(j, source_index[name]) for j, name in enumerate(target_names) if name in source_index]
+    target = model.state_dict()
+    updated = {}
+    for key, value in target.items():
+        if "classifier" not in key or key not in state:
+            continue
+        source = state[key]
+        if (source.shape[0] != len(source_names) or value.shape[0] != len(target_names)
+                or source.shape[1:] != value.shape[1:]):
+            continue  # not a per-class tensor of both tables
+        rows = value.clone()
+        for j, i in shared:
+            rows[j] = source[i]
+        updated[key] = rows
+    model.load_state_dict({**target, **updated})
+    return [target_names[j] for j, _ in shared]
+
+
 def load_pretrained(model: nn.Module, backbone_name: str, spec: str) -> LoadReport:
     """Initialise ``model`` (a Segmentor) from ``spec``: "imagenet" (torchvision's weights API), a segkit
     checkpoint (.pt with model and config), a torchvision state dict file, or a TF checkpoint (prefix, .index,

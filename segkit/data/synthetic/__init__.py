@@ -25,11 +25,13 @@ The modules, in the order ``scene.generate_scene`` uses them: ``canvas`` (the ca
 ``layout`` (the street's cross-section, planned up front), ``tram`` (the tram line, planned from its own stream),
 ``sky``, ``ground``, ``tram_drawing``, ``buildings``, then the scene items (``items``) of ``frontage`` and
 ``placement`` (``furniture``, ``vehicles``, ``people``), painted far to near, and ``photo`` (void regions, texture,
-light, noise). ``writer`` puts the images on disk.
+light, noise). ``writer`` puts the images on disk, ``folder`` in the folder layout with its own class table.
 """
 from segkit.data.synthetic.scene import SPLIT_STREAM, generate_scene, image_rng
 from segkit.data.synthetic.writer import (CITIES, FRAME, demo_image, image_path, label_path, make_synthetic,
                                           sample_name, write_image, write_split)
+from segkit.data.synthetic.folder import folder_table, make_synthetic_folder
 
 __all__ = ["CITIES", "FRAME", "SPLIT_STREAM", "demo_image", "generate_scene", "image_path", "image_rng",
-           "label_path", "make_synthetic", "sample_name", "write_image", "write_split"]
+           "label_path", "make_synthetic", "sample_name", "folder_table", "make_synthetic_folder", "write_image",
+           "write_split"]

@@ -60,6 +60,13 @@ def write_split(out: str | os.PathLike, split: str, count: int, height: int = 10
 def make_synthetic(out: str | os.PathLike, train: int = 40, val: int = 10, height: int = 1024, width: int = 2048,
                    seed: int = 0) -> dict[str, list[float]]:
     """Write the whole tree (train and val); returns the seconds per image of each split."""
+    check_arguments(out, train, val, height, width, seed)
+    return {split: write_split(out, split, count, height, width, seed)
+            for split, count in (("train", train), ("val", val))}
+
+
+def check_arguments(out, train: int, val: int, height: int, width: int, seed: int) -> None:
+    """One line for a size too small, a negative count or seed, or an output path that is a file."""
     for name, value, default in (("height", height, 1024), ("width", width, 2048)):
         if value < MIN_SIZE:
             raise UserError(f"{name}={value} is too small; use at least {MIN_SIZE} (default {default}).", name)
@@ -69,5 +76,3 @@ def make_synthetic(out: str | os.PathLike, train: int = 40, val: int = 10, heigh
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"out={str(out)!r} exists and is not a folder; choose another path.", "out")
-    return {split: write_split(out, split, count, height, width, seed)
-            for split, count in (("train", train), ("val", val))}
