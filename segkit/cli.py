@@ -21,7 +21,7 @@ FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root
          "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
          "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed",
          "opset": "--opset", "calib": "--calib", "calib_images": "--calib-images", "keep_float": "--keep-float",
-         "max_drop": "--max-drop", "format": "--format"}
+         "max_drop": "--max-drop", "format": "--format", "classes": "--classes"}
 
 
 def user_message(exc: BaseException) -> str:

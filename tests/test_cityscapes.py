@@ -9,8 +9,8 @@ from torch.utils.data import DataLoader, Subset
 
 from segkit.cli import user_message
 from segkit.config import DataConfig
-from segkit.data.cityscapes import (CityscapesDataset, build_dataset, loader_throughput, read_image,
-                                    resolve_data_root, worker_init_fn)
+from segkit.data.cityscapes import CityscapesDataset, build_dataset, loader_throughput, read_image, resolve_data_root
+from segkit.data.dataset import worker_init_fn
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import make_synthetic
 from segkit.data.transforms import train_transform

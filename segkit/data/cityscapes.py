@@ -24,13 +24,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 from torch.utils.data import DataLoader
 
 from segkit.config import DataConfig
 from segkit.data.classes import ClassTable
 from segkit.data.dataset import (MAKE_DATA_HINT, Sample, SegmentationDataset, build_dataset, colour_label,
-                                 not_8bit, read_image, read_mask, resolve_data_root, size_mismatch)
+                                 not_8bit, read_image, read_mask, resolve_data_root, size_mismatch,
+                                 worker_init_fn)
 from segkit.data.transforms import train_transform
 from segkit.errors import UserError
 
@@ -157,22 +157,6 @@ def read_label(path: str | os.PathLike, train_ids: bool = False, table: ClassTab
 
 
 # ---- loading ------------------------------------------------------------------------------------------------
-
-def worker_init_fn(worker_id: int) -> None:
-    """DataLoader worker setup: no OpenCV thread pool per worker, and a distinct augmentation stream.
-
-    Albumentations 2.x keeps its own random generator inside the Compose; forked workers would all inherit the
-    same one (and the same again every epoch), so each worker re-seeds it from torch's per-worker seed.
-    """
-    cv2.setNumThreads(0)
-    info = torch.utils.data.get_worker_info()
-    dataset = info.dataset
-    while not isinstance(dataset, SegmentationDataset) and hasattr(dataset, "dataset"):  # Subset and friends
-        dataset = dataset.dataset
-    transform = getattr(dataset, "transform", None)
-    if hasattr(transform, "set_random_seed"):
-        transform.set_random_seed(info.seed % 2**32)
-
 
 def loader_throughput(config: DataConfig, root: str | os.PathLike, batch_size: int = 8, workers: int = 2,
                       seconds: float = 10.0, split: str = "train") -> float:

@@ -123,6 +123,22 @@ def resolve_data_root(cli_value: str | os.PathLike | None, config_value: str | o
                     "data_root")
 
 
+def worker_init_fn(worker_id: int) -> None:
+    """DataLoader worker setup: no OpenCV thread pool per worker, and a distinct augmentation stream.
+
+    Albumentations 2.x keeps its own random generator inside the Compose; forked workers would all inherit the
+    same one (and the same again every epoch), so each worker re-seeds it from torch's per-worker seed.
+    """
+    cv2.setNumThreads(0)
+    info = torch.utils.data.get_worker_info()
+    dataset = info.dataset
+    while not isinstance(dataset, SegmentationDataset) and hasattr(dataset, "dataset"):  # Subset and friends
+        dataset = dataset.dataset
+    transform = getattr(dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(info.seed % 2**32)
+
+
 # ---- files --------------------------------------------------------------------------------------------------
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

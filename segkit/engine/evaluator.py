@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 from tqdm import tqdm
 
-from segkit.data.cityscapes import worker_init_fn
+from segkit.data.dataset import worker_init_fn
 from segkit.data.classes import IGNORE_INDEX, ClassTable
 from segkit.errors import UserError
 from segkit.fileio import write_png
