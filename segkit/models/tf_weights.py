@@ -31,6 +31,7 @@ from segkit.errors import UserError, abbreviate
 from segkit.models.blocks import Backbone, InvertedResidual
 from segkit.models.heads import LRASPP
 from segkit.models.segmentor import Segmentor
+from segkit.paper import CITYSCAPES_CLASSES
 
 if TYPE_CHECKING:  # for annotations only: segkit.config imports the models package (segkit.models.backbones)
     from segkit.config import ModelConfig
@@ -168,10 +169,12 @@ def detect_architecture(variables: dict[str, np.ndarray]) -> dict[str, object]:
 
 
 def configured_architecture(config: ModelConfig) -> dict[str, object]:
-    """The same fields for a config (``skip=None`` resolved to the head's default, as ``build_model`` does)."""
+    """The same fields for a config (``skip=None`` resolved to the head's default and ``num_classes=None`` to
+    Cityscapes' 19, as ``build_model`` does)."""
     skip = config.skip if config.skip is not None else config.head == "lraspp"
     return {"backbone": config.backbone, "rf2": config.rf2, "head": config.head,
-            "head_channels": config.head_channels, "skip": skip, "num_classes": config.num_classes}
+            "head_channels": config.head_channels, "skip": skip,
+            "num_classes": config.num_classes or CITYSCAPES_CLASSES}
 
 
 def describe(fields: dict[str, object]) -> str:
