@@ -10,13 +10,12 @@ street scenes: latency only, their accuracy is ``tools/quantize.py``'s business)
 from __future__ import annotations
 
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from segkit.benchmark.table7 import table7_configs
+from segkit.benchmark.table7 import table7_configs, time_calls
 from segkit.data.synthetic import generate_scene
 from segkit.deploy.litert import TfliteRunner, tflite_bytes
 from segkit.deploy.quantize import quantize_litert
@@ -30,13 +29,7 @@ REFERENCE_ROW = 8
 
 def median_ms(runner: TfliteRunner, photo: np.ndarray, repeats: int) -> float:
     """Median milliseconds of ``repeats`` invocations after one untimed."""
-    runner(photo)
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        runner(photo)
-        timings.append(time.perf_counter() - start)
-    return 1000 * statistics.median(timings)
+    return 1000 * statistics.median(time_calls(lambda: runner(photo), repeats))
 
 
 def row_latency(config, repeats: int, threads: int, int8: bool) -> dict:

@@ -21,12 +21,17 @@ def measure_latency(model: nn.Module, size: tuple[int, int], repeats: int = 5, w
     """Seconds per forward pass of a 1x3xHxW image in eval mode, ``repeats`` timings after ``warmup`` runs."""
     model.eval()
     images = torch.randn(1, 3, *size)
+    return time_calls(lambda: model(images), repeats, warmup)
+
+
+def time_calls(call, repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``call()``, after ``warmup`` untimed ones."""
     for _ in range(warmup):
-        model(images)
+        call()
     timings = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model(images)
+        call()
         timings.append(time.perf_counter() - start)
     return timings
 
