@@ -98,7 +98,8 @@ class SegmentationDataset(Dataset):
 def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike | None = None,
                   train: bool | None = None, seed: int | None = None, table: ClassTable | None = None):
     """The dataset a tool needs, in the config's layout and class table (``table`` overrides it, e.g. a
-    checkpoint's): training augmentation for ``train`` (default: split is the training split), else none."""
+    checkpoint's): training augmentation for ``train`` (default: split == "train"), else none."""
+    # Imported here: the layouts' modules import this one.
     from segkit.data.cityscapes import CityscapesDataset
     from segkit.data.folder import FolderDataset
 
