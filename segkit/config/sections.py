@@ -277,10 +277,11 @@ def validate(config: Config) -> Config:
             setattr(values, f.name, coerce(getattr(values, f.name), types[f.name], f"{name}.{f.name}"))
         values.check()
     weights = config.loss.class_weights
-    classes = (config.model.num_classes or class_table(config.data.classes).num_classes) if weights else None
-    if weights is not None and len(weights) != classes:
-        raise UserError(f"loss.class_weights has {len(weights)} values but model.num_classes is {classes}; give "
-                        "one weight per class.", "loss.class_weights")
+    if weights is not None:
+        classes = config.model.num_classes or class_table(config.data.classes).num_classes
+        if len(weights) != classes:
+            raise UserError(f"loss.class_weights has {len(weights)} values but model.num_classes is {classes}; "
+                            "give one weight per class.", "loss.class_weights")
     if config.schedule.warmup_iterations >= config.train.iterations:
         raise UserError(f"schedule.warmup_iterations={config.schedule.warmup_iterations} must be fewer than "
                         f"train.iterations={config.train.iterations}.", "schedule.warmup_iterations")

@@ -29,7 +29,7 @@ from torch.utils.data import DataLoader
 from segkit.config import DataConfig
 from segkit.data.classes import ClassTable
 from segkit.data.dataset import (MAKE_DATA_HINT, Sample, SegmentationDataset, build_dataset, colour_label,
-                                 not_8bit, read_image, read_mask, resolve_data_root, size_mismatch,
+                                 not_8bit, read_image, resolve_data_root, size_mismatch,
                                  worker_init_fn)
 from segkit.data.transforms import train_transform
 from segkit.errors import UserError
@@ -148,15 +148,6 @@ def check_sample(sample: Sample) -> None:
         if (label.height, label.width) != (image.height, image.width):
             raise UserError(size_mismatch(sample, (label.height, label.width), (image.height, image.width)))
 
-
-def read_label(path: str | os.PathLike, train_ids: bool = False, table: ClassTable | None = None) -> np.ndarray:
-    """A label file as class indices uint8 (H, W) of ``table`` (Cityscapes': trainIds); ids outside the table
-    become 255 (ignore). ``train_ids`` says the file holds trainIds (``*_labelTrainIds.png``)."""
-    table = table or ClassTable.cityscapes()
-    return table.lookup()[read_mask(path, "train_ids" if train_ids else "label_ids", table)]
-
-
-# ---- loading ------------------------------------------------------------------------------------------------
 
 def loader_throughput(config: DataConfig, root: str | os.PathLike, batch_size: int = 8, workers: int = 2,
                       seconds: float = 10.0, split: str = "train") -> float:

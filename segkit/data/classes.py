@@ -18,6 +18,7 @@ Values the table does not know are ignored (the data set counts them and says so
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
@@ -190,7 +191,8 @@ class ClassTable:
 
     @classmethod
     def cityscapes(cls) -> ClassTable:
-        """The 19 Cityscapes training classes (cityscapesscripts): mask values are labelIds."""
+        """The 19 Cityscapes training classes (cityscapesscripts): mask values are labelIds. One shared instance
+        (built once: photos, video frames and the evaluator ask for it often)."""
         return _cityscapes_table()
 
 
@@ -205,8 +207,10 @@ def class_table(spec: str | os.PathLike | ClassTable | dict | None) -> ClassTabl
     return ClassTable.load(spec)
 
 
+@functools.cache
 def _cityscapes_table() -> ClassTable:
     train = sorted((lab for lab in _CS_LABELS if 0 <= lab.trainId < IGNORE_INDEX), key=lambda lab: lab.trainId)
+    assert [lab.trainId for lab in train] == list(range(len(train)))  # trainIds are the output indices
     ignore = tuple(lab.id for lab in _CS_LABELS if 0 <= lab.id < 256 and not 0 <= lab.trainId < IGNORE_INDEX)
     category_names = list(dict.fromkeys(lab.category for lab in sorted(train, key=lambda lab: lab.categoryId)))
     categories = {c: tuple(i for i, lab in enumerate(train) if lab.category == c) for c in category_names}

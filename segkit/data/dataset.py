@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from segkit.config import DataConfig
 from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
+from segkit.data.labels import to_label_ids
 from segkit.data.transforms import eval_transform, image_to_tensor, train_transform
 from segkit.errors import UserError
 
@@ -67,8 +68,10 @@ class SegmentationDataset(Dataset):
         image = read_image(sample.image_path)
         if sample.label_path is None:
             return image, None
-        label = self._lookup[read_mask(sample.label_path, sample.label_kind, self.table)] \
-            if sample.label_kind != "values" else mask_classes(sample.label_path, self.table, self._lookup)
+        if sample.label_kind == "values":  # the folder layout: values, palette indices or colours
+            label = mask_classes(sample.label_path, self.table, self._lookup)
+        else:
+            label = self._lookup[read_mask(sample.label_path, sample.label_kind, self.table)]
         if label.shape != image.shape[:2]:
             raise UserError(size_mismatch(sample, label.shape, image.shape[:2]))
         return image, label
@@ -185,13 +188,10 @@ def read_mask(path: str | os.PathLike, kind: str, table: ClassTable) -> np.ndarr
     """A Cityscapes-layout mask as the table's mask values (uint8, for ``table.lookup()``): labelIds as they are,
     trainIds (``kind="train_ids"``) through their labelIds; values beyond 255 become an ignored one."""
     label = read_mask_file(path)
-    outside = table.ignore[0] if table.ignore else 0
     if kind == "train_ids":
-        from segkit.data.labels import to_label_ids
-
         return to_label_ids(label)  # ignore (255) becomes labelId 0, "unlabeled"
     if label.dtype != np.uint8:  # 16-bit: values beyond 255 are not in the table
-        label = np.where(label < 256, label, outside).astype(np.uint8)
+        label = np.where(label < 256, label, table.ignore[0] if table.ignore else 0).astype(np.uint8)
     return label
 
 

@@ -22,7 +22,7 @@ from cityscapesscripts.helpers.labels import name2label
 
 from segkit.data.classes import ClassTable
 from segkit.data.synthetic.scene import generate_scene, image_rng
-from segkit.data.synthetic.writer import check_arguments, sample_name
+from segkit.data.synthetic.writer import check_arguments, sample_path
 from segkit.errors import UserError
 from segkit.fileio import atomic_write_bytes, write_png
 
@@ -68,14 +68,12 @@ def mask_values(classes: int) -> np.ndarray:
 
 
 def photo_path(root: str | os.PathLike, split: str, index: int) -> Path:
-    city, name = sample_name(split, index)
-    return Path(root) / "images" / split / city / f"{name}.jpg"
+    return sample_path(root, "images", split, index, ".jpg")
 
 
 def mask_path(root: str | os.PathLike, split: str, index: int) -> Path:
     """Beside the photo under masks/: same relative path and stem, as the folder layout pairs them."""
-    city, name = sample_name(split, index)
-    return Path(root) / "masks" / split / city / f"{name}.png"
+    return sample_path(root, "masks", split, index, ".png")
 
 
 def make_synthetic_folder(out: str | os.PathLike, train: int = 40, val: int = 10, height: int = 1024,

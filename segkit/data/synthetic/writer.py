@@ -22,14 +22,18 @@ def sample_name(split: str, index: int) -> tuple[str, str]:
     return city, f"{city}_{index // len(cities):06d}_{FRAME:06d}"
 
 
-def image_path(root: str | os.PathLike, split: str, index: int) -> Path:
+def sample_path(root: str | os.PathLike, folder: str, split: str, index: int, suffix: str) -> Path:
+    """``root/folder/split/CITY/CITY_SEQ_FRAME<suffix>`` of image ``index``: every file of every layout."""
     city, name = sample_name(split, index)
-    return Path(root) / "leftImg8bit" / split / city / f"{name}{IMAGE_SUFFIX}"
+    return Path(root) / folder / split / city / f"{name}{suffix}"
+
+
+def image_path(root: str | os.PathLike, split: str, index: int) -> Path:
+    return sample_path(root, "leftImg8bit", split, index, IMAGE_SUFFIX)
 
 
 def label_path(root: str | os.PathLike, split: str, index: int) -> Path:
-    city, name = sample_name(split, index)
-    return Path(root) / "gtFine" / split / city / f"{name}{LABEL_IDS_SUFFIX}"
+    return sample_path(root, "gtFine", split, index, LABEL_IDS_SUFFIX)
 
 
 def demo_image(root: str | os.PathLike) -> Path:
