@@ -7,9 +7,10 @@ import re
 import sys
 from pathlib import Path
 
-from segkit.config import load_config
 from segkit.checkpoint import checkpoint_classes, find_latest_checkpoint
-from segkit.errors import UserError
+from segkit.config import load_config
+from segkit.data.classes import class_table
+from segkit.errors import UserError, abbreviate
 from segkit.models import load_model
 
 TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
@@ -67,8 +68,31 @@ def resolve_checkpoint(value: str | None, runs: str | Path = "runs") -> Path:
 
 
 def checkpoint_model(checkpoint, config_path: str | None = None, overrides=()):
-    """``(model, config, class table)`` of a checkpoint; a CONFIG file replaces its model section (checked against
-    the weights) and, for data settings, its config. The table is the checkpoint's (what its outputs mean)."""
-    file_config = load_config(config_path, overrides) if config_path else None
-    model, config, state = load_model(checkpoint, file_config.model if file_config else None)
-    return model, (file_config or config), checkpoint_classes(state)
+    """``(model, config, class table)`` of a checkpoint. What its weights were trained with -- the network, the
+    normalisation, the class table -- is the checkpoint's; a CONFIG file adds the rest (the data set, evaluation
+    settings) and must agree with the checkpoint on those, else one line naming the first field that differs."""
+    model, config, state = load_model(checkpoint)
+    table = checkpoint_classes(state)
+    if not config_path:
+        return model, config, table
+    file_config = load_config(config_path, overrides)
+    trained = {**{f"model.{k}": v for k, v in config.model.network().items()},
+               "data.normalize": config.data.normalize}
+    given = {**{f"model.{k}": v for k, v in file_config.model.network().items()},
+             "data.normalize": file_config.data.normalize}
+    for key, value in trained.items():
+        if given[key] != value:
+            raise UserError(f"config file {config_path} sets {key}={given[key]!r}, but checkpoint {checkpoint} was "
+                            f"trained with {key}={value!r}; leave out the config (the checkpoint carries its own) or "
+                            "pass the one it was trained with.")
+    if _table_content(class_table(file_config.data.classes)) != _table_content(table):
+        raise UserError(f"config file {config_path} sets data.classes={file_config.data.classes!r}, another class "
+                        f"table than checkpoint {checkpoint} was trained with ({table.num_classes} classes: "
+                        f"{abbreviate(list(table.names), 4)}); leave out the config or pass the one it was trained "
+                        "with.")
+    file_config.model, file_config.data.normalize = config.model, config.data.normalize
+    return model, file_config, table
+
+
+def _table_content(table) -> dict:
+    return {key: value for key, value in table.to_dict().items() if key != "source"}

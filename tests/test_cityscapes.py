@@ -9,7 +9,11 @@ from torch.utils.data import DataLoader, Subset
 
 from segkit.cli import user_message
 from segkit.config import DataConfig
-from segkit.data.cityscapes import CityscapesDataset, build_dataset, loader_throughput, read_image, resolve_data_root
+from segkit.data.classes import ClassTable
+from segkit.benchmark.data import loader_throughput
+from segkit.data.cityscapes import CityscapesDataset
+from segkit.data.images import read_image
+from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.data.dataset import worker_init_fn
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import make_synthetic
@@ -53,12 +57,6 @@ def test_items(tree):
     label_ids = cv2.imread(str(_pair(tree)[1]), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(train_ids, to_train_ids(label_ids))
     np.testing.assert_array_equal(item["label"].numpy(), train_ids)
-
-
-def test_train_ids_file_is_preferred(copy):
-    image, label = _pair(copy)
-    cv2.imwrite(str(label).replace("_labelIds", "_labelTrainIds"), np.full((64, 128), 13, np.uint8))
-    assert (CityscapesDataset(copy, "train").read(0)[1] == 13).all()
 
 
 def test_test_split_without_labels(copy):
@@ -220,10 +218,10 @@ def test_workers_get_distinct_augmentations(tree):
 def test_loader_throughput_counts_samples_after_the_first_batch(tree, monkeypatch):
     # A clock that advances 0.1 s per reading: one reading per batch of one sample, so 10 samples/s exactly
     # if the untimed first batch (worker start-up) is left out, more if it were counted.
-    import segkit.data.cityscapes as cityscapes
+    import segkit.benchmark.data as benchmark_data
 
     ticks = iter(range(10_000))
-    monkeypatch.setattr(cityscapes.time, "perf_counter", lambda: 0.1 * next(ticks))
+    monkeypatch.setattr(benchmark_data.time, "perf_counter", lambda: 0.1 * next(ticks))
     rate = loader_throughput(DataConfig(crop_size=(48, 64)), tree, batch_size=1, workers=0, seconds=1.0)
     assert rate == pytest.approx(10.0)
 
@@ -237,7 +235,8 @@ def test_train_ids_in_label_ids_files_are_pointed_out_once(copy, capsys):
         cv2.imwrite(str(path), to_train_ids(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)))
     CityscapesDataset(copy, "train")
     err = capsys.readouterr().err
-    assert err.count("warning") == 1 and str(label_paths[1]) in err and "_gtFine_labelTrainIds.png" in err
+    hint = [line for line in err.splitlines() if "as trainIds do" in line]
+    assert len(hint) == 1 and str(label_paths[1]) in hint[0] and "_gtFine_labelTrainIds.png" in hint[0]
 
 
 # ---- coarse annotations --------------------------------------------------------------------------------------
@@ -268,3 +267,50 @@ def test_coarse_split_and_fine_plus_coarse_mix(copy):
     with pytest.raises(UserError, match="has no label .*gtCoarse"):
         next(iter((copy / "gtCoarse" / "train_extra").rglob("*.png"))).unlink()
         CityscapesDataset(copy, "train_extra")
+
+
+# ---- issue 24: labelIds are the truth, unknown values said once ------------------------------------------------
+
+PARKING = ClassTable.from_dict({"ignore": [0], "classes": [
+    {"name": "road", "color": [128, 64, 128], "values": [7]},
+    {"name": "parking", "color": [250, 170, 160], "values": [9]},
+    {"name": "car", "color": [0, 0, 142], "values": [26]}]}, "parking.yaml")
+
+
+def _scene_of(label_path, values):
+    """A labelIds file of the given values in bands, and the trainIds file cityscapesscripts writes beside it."""
+    label_ids = np.repeat(np.array(values, np.uint8), 128 // len(values) + 1)[None, :128].repeat(64, axis=0)
+    cv2.imwrite(str(label_path), label_ids)
+    cv2.imwrite(str(label_path).replace("_labelIds", "_labelTrainIds"), to_train_ids(label_ids))
+    return label_ids
+
+
+def test_label_ids_are_read_where_train_ids_lie_beside_them(copy, capsys):
+    # parking (labelId 9) has no trainId: read through *_labelTrainIds.png it became ignore
+    for index in range(3):
+        _scene_of(_pair(copy, index=index)[1], [7, 9, 26])
+    classes = CityscapesDataset(copy, "train", table=PARKING).read(0)[1]
+    assert set(np.unique(classes).tolist()) == {0, 1, 2}
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_train_ids_alone_serve_cityscapes_classes_only(copy):
+    for index in range(3):
+        label = _pair(copy, index=index)[1]
+        label_ids = _scene_of(label, [7, 8, 26])
+        label.unlink()
+    np.testing.assert_array_equal(CityscapesDataset(copy, "train").read(0)[1], to_train_ids(label_ids))
+    with pytest.raises(UserError) as error:
+        CityscapesDataset(copy, "train", table=PARKING)
+    assert "\n" not in str(error.value) and "_gtFine_labelIds.png" in str(error.value)
+
+
+def test_unknown_label_values_are_counted_and_said_once(copy, capsys):
+    for index in range(3):
+        _scene_of(_pair(copy, index=index)[1], [7, 8, 26])  # sidewalk (8): not in the table, not ignored
+    CityscapesDataset(copy, "train", table=PARKING)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 of 3 masks" in err and "8:" in err and "ignored" in err, err
+    with pytest.raises(UserError) as error:
+        CityscapesDataset(copy, "train", table=PARKING, unknown_values="error")
+    assert "\n" not in str(error.value) and "data.unknown_values=ignore" in str(error.value)

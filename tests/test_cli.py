@@ -4,7 +4,7 @@ import os
 import pytest
 
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint, user_message
-from segkit.config import Config, ModelConfig
+from segkit.config import Config, DataConfig, ModelConfig
 from segkit.checkpoint import save_checkpoint
 from segkit.errors import UserError
 from segkit.models import build_model
@@ -50,8 +50,8 @@ def test_user_message_from_a_data_loader_worker():
     assert user_message(wrapped) == "label a.png is truncated; re-download it."
 
 
-def save(path, model_config=ModelConfig(backbone="mobilenet_v3_small")):
-    config = Config(model=model_config)
+def save(path, config=None):
+    config = config or Config(model=ModelConfig(backbone="mobilenet_v3_small"))
     save_checkpoint(path, {"model": build_model(config.model).state_dict(), "config": config.to_dict(),
                            "iteration": 0})
 
@@ -67,12 +67,51 @@ def test_the_default_checkpoint_is_the_newest_best(tmp_path, capsys):
     assert resolve_checkpoint("given.pt", tmp_path / "runs").name == "given.pt"
 
 
-def test_a_config_file_replaces_the_model_section_checked_against_the_weights(tmp_path):
+def test_a_checkpoint_brings_its_model_and_class_table(tmp_path):
     save(tmp_path / "best.pt")
     model, config, table = checkpoint_model(tmp_path / "best.pt")
     assert config.model.backbone == "mobilenet_v3_small" and model.head.low_classifier.in_channels == 88
     assert table.is_cityscapes  # a checkpoint without a class table: Cityscapes' 19 classes
     other = tmp_path / "large.py"
     other.write_text("from segkit.config import Config\nconfig = Config()\n")
-    with pytest.raises(UserError, match="does not fit the mobilenet_v3_large/lraspp model"):
+    with pytest.raises(UserError, match="sets model.backbone='mobilenet_v3_large'.*trained with "
+                                        "model.backbone='mobilenet_v3_small'"):
         checkpoint_model(tmp_path / "best.pt", str(other))
+
+
+def test_what_the_weights_were_trained_with_comes_from_the_checkpoint(tmp_path):
+    # a config file once replaced the checkpoint's config: data.normalize=imagenet weights evaluated (and exported
+    # for phones) with "tf" normalisation, without a word
+    save(tmp_path / "best.pt", Config(model=ModelConfig(backbone="mobilenet_v3_small"),
+                                      data=DataConfig(normalize="imagenet")))
+    agrees = tmp_path / "agrees.py"
+    agrees.write_text("from segkit.config import Config, DataConfig, ModelConfig\n"
+                      "config = Config(model=ModelConfig(backbone='mobilenet_v3_small'),\n"
+                      "                data=DataConfig(normalize='imagenet', root='/data/mine', workers=0))\n")
+    _, config, _ = checkpoint_model(tmp_path / "best.pt", str(agrees))
+    assert config.data.normalize == "imagenet" and config.data.root == "/data/mine" and config.data.workers == 0
+    for name, body, field in (
+            ("tf.py", "Config(model=ModelConfig(backbone='mobilenet_v3_small'))", "data.normalize"),
+            ("large.py", "Config(data=DataConfig(normalize='imagenet'))", "model.backbone"),
+            ("f256.py", "Config(model=ModelConfig(backbone='mobilenet_v3_small', head_channels=256), "
+                        "data=DataConfig(normalize='imagenet'))", "model.head_channels")):
+        path = tmp_path / name
+        path.write_text(f"from segkit.config import Config, DataConfig, ModelConfig\nconfig = {body}\n")
+        with pytest.raises(UserError) as error:
+            checkpoint_model(tmp_path / "best.pt", str(path))
+        message = str(error.value)
+        assert "\n" not in message and field in message and str(path) in message, message
+
+
+def test_a_config_with_another_class_table_is_refused(tmp_path):
+    table = tmp_path / "two.yaml"
+    table.write_text("classes:\n  - {name: road, color: [1, 2, 3], values: [1]}\n"
+                     "  - {name: sky, color: [4, 5, 6], values: [2]}\n")
+    save(tmp_path / "best.pt", Config(model=ModelConfig(backbone="mobilenet_v3_small")))  # Cityscapes' table
+    path = tmp_path / "mine.py"
+    path.write_text("from segkit.config import Config, DataConfig, ModelConfig\n"
+                    f"config = Config(model=ModelConfig(backbone='mobilenet_v3_small', num_classes=19),\n"
+                    f"                data=DataConfig(classes={str(table)!r}))\n")
+    with pytest.raises(UserError) as error:
+        checkpoint_model(tmp_path / "best.pt", str(path))
+    assert "\n" not in str(error.value) and "data.classes" in str(error.value)

@@ -8,7 +8,7 @@ from PIL import Image
 
 from segkit.config import DataConfig
 from segkit.data.classes import ClassTable
-from segkit.data.dataset import build_dataset
+from segkit.data.layouts import build_dataset
 from segkit.data.folder import FolderDataset
 from segkit.errors import UserError
 
@@ -110,3 +110,76 @@ def test_build_dataset_follows_the_config(folder, tmp_path):
     assert isinstance(train, FolderDataset) and train.table.names == TABLE.names
     assert train[0]["label"].shape == (33, 33)
     assert build_dataset(config, "val")[0]["image"].shape == (3, H, W)
+
+
+# ---- issue 24: masks by their PNG mode, photos upright, a split without masks ----------------------------------
+
+def _write_mask(path, values, mode):
+    """``values`` (0..4) saved in PNG ``mode``, as annotation tools write them."""
+    if mode == "1-bit":
+        Image.fromarray(values.astype(bool)).save(path)
+    elif mode in ("2-bit", "4-bit"):
+        Image.fromarray(values).save(path, bits=int(mode[0]))
+    elif mode == "palette":
+        palette = Image.fromarray(values).convert("P")
+        palette.putpalette([9, 9, 9] * 256)
+        palette.save(path)
+    elif mode == "gray":
+        cv2.imwrite(str(path), values)
+    elif mode == "gray+alpha":
+        Image.fromarray(np.dstack([values, np.full_like(values, 255)])).save(path)
+    elif mode == "16-bit":
+        cv2.imwrite(str(path), values.astype(np.uint16))
+    else:  # RGB colours of the table
+        rgb = TABLE.palette()[np.array([255, 0, 1, 2, 2], np.uint8)[values]]
+        cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
+@pytest.mark.parametrize("mode", ["1-bit", "2-bit", "4-bit", "palette", "gray", "gray+alpha", "16-bit", "RGB"])
+def test_masks_are_read_by_their_png_mode(folder, mode):
+    # OpenCV expands a 1-bit mask to 0/255 (class 1 became ignore) and read gray + alpha as colours
+    values = mask_values(0)
+    if mode == "1-bit":
+        values = (values == 1).astype(np.uint8)  # background 0 (ignored) and road 1
+    elif mode == "2-bit":
+        values = np.minimum(values, 3)
+    path = folder / "masks" / "train" / "a.png"
+    _write_mask(path, values, mode)
+    expected = np.array([255, 0, 1, 2, 2], np.uint8)[values]
+    if mode == "RGB":
+        expected[values == 0] = 255
+    label = FolderDataset(folder, "train", TABLE).read(0)[1]
+    np.testing.assert_array_equal(label, expected)
+
+
+def test_photos_are_upright_on_every_path_and_masks_drawn_on_them(folder):
+    # A phone photo stored landscape with EXIF orientation 6 (shown turned a quarter clockwise): its mask is drawn
+    # on the upright (portrait) photo. The data set once read the photo as stored and refused the mask's size.
+    from segkit.deploy.photos import load_photo
+
+    stored = np.zeros((H, W, 3), np.uint8)
+    stored[:, : W // 2] = 200
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    photo = folder / "images" / "train" / "a.jpg"
+    Image.fromarray(stored).save(photo, exif=exif, quality=95)
+    cv2.imwrite(str(folder / "masks" / "train" / "a.png"), mask_values(0).T.copy())  # W x H: the upright size
+    image, label = FolderDataset(folder, "train", TABLE).read(0)
+    assert image.shape == (W, H, 3) and label.shape == (W, H)
+    np.testing.assert_array_equal(image, load_photo(photo))
+
+
+@pytest.mark.parametrize("masks", ["missing", "misspelt"])
+def test_a_split_without_masks_is_one_line_before_any_work(folder, masks, tmp_path):
+    # images/val without masks/val was taken for an unlabelled split: training ran until its first validation
+    if masks == "misspelt":
+        (folder / "masks" / "val").rename(folder / "masks" / "Val")
+    else:
+        for path in (folder / "masks" / "val").iterdir():
+            path.unlink()
+        (folder / "masks" / "val").rmdir()
+    config = DataConfig(root=str(folder), layout="folder", crop_size=(33, 33))
+    with pytest.raises(UserError) as error:
+        build_dataset(config, "val", table=TABLE)
+    message = str(error.value)
+    assert "\n" not in message and "masks/val" in message, message

@@ -33,12 +33,11 @@ from segkit.benchmark.data import data_report
 from segkit.benchmark.phone import phone_table
 from segkit.benchmark.table7 import benchmark_config, table7_report
 from segkit.benchmark.video import video_report, video_text
-from segkit.cli import main_guard
+from segkit.cli import checkpoint_model, main_guard
 from segkit.config import load_config
-from segkit.data.cityscapes import read_image
+from segkit.data.images import read_image
 from segkit.deploy.backends import default_backend
 from segkit.errors import UserError
-from segkit.models import load_model
 from segkit.resolutions import RESOLUTIONS
 
 TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
@@ -95,11 +94,10 @@ def main(argv=None):
         records, text = table7_report(TABLE7_DIR, repeats=args.repeats, latency=not args.no_latency)
         print("\n".join(json.dumps(record) for record in records) if args.json else text)
     for path in args.configs:
-        config = None if path is None else load_config(path, args.overrides)
-        model = None
-        if args.checkpoint:  # trained weights; a CONFIG must describe the same architecture (checked)
-            model, checkpoint_config, _ = load_model(args.checkpoint, config.model if config else None)
-            config = config or checkpoint_config
+        if args.checkpoint:  # trained weights; a CONFIG must describe the same network (checked)
+            model, config, _ = checkpoint_model(args.checkpoint, path, args.overrides)
+        else:
+            model, config = None, load_config(path, args.overrides)
         print(measure(config, model, photo, args))
 
 

@@ -6,8 +6,10 @@
     python tools/eval.py configs/lraspp_small.py --checkpoint ckpt.pt --split test --save-dir submission
     python tools/eval.py --checkpoint runs/demo/best.pt --backend onnxruntime   # score the deploy path
 
-The checkpoint carries its config and class table; CONFIG (optional) replaces its model section (checked against
-the weights) and names the data set (root, layout). Data root: --data-root, else the config's data.root, else
+The checkpoint carries its config and class table: what its weights were trained with (the network, data.normalize,
+the classes) is always the checkpoint's. CONFIG (optional) names the data set (root, layout) and the evaluation
+settings; it must agree with the checkpoint on the network, the normalisation and the class table (else one line
+naming the field). Data root: --data-root, else the config's data.root, else
 $CITYSCAPES_DATASET.
 """
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
-from segkit.data.dataset import build_dataset, resolve_data_root
+from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, make_backend
 from segkit.deploy.quantized import quantized_dir
@@ -33,7 +35,7 @@ from segkit.resolutions import RESOLUTIONS
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", nargs="?", help="config file (default: the checkpoint's own config)")
+    parser.add_argument("config", nargs="?", help="config file for the data set and evaluation settings (default: the checkpoint's own)")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the newest runs/*/best.pt)")
     parser.add_argument("--data-root", help="data set root (Cityscapes: leftImg8bit/ and gtFine/; folder layout: "
                         "images/ and masks/)")

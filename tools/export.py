@@ -17,8 +17,8 @@ normalised as the checkpoint's config says (data.normalize: "tf" = x * 2/255 - 1
 output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 trainIds. Inside, the graph follows
 segkit's pixel grid: it pads the images bottom/right to k * output_stride + 1 (1024x2048 -> 1025x2049), runs the
 network, upsamples the logits to the padded size and crops, as tools/eval.py does; with --resolution half it first
-area-downsamples the images by 2 and upsamples the logits back to the input size. The optional CONFIG replaces
-the checkpoint's model config (it must describe the same weights). Beside the graph, OUT_STEM.classes.json holds
+area-downsamples the images by 2 and upsamples the logits back to the input size. The network, its
+normalisation and class table are the checkpoint's (an optional CONFIG must agree with them). Beside the graph, OUT_STEM.classes.json holds
 the checkpoint's class table: what each class index means (name, colour, mask values).
 """
 from __future__ import annotations
@@ -38,7 +38,8 @@ from segkit.resolutions import RESOLUTIONS
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", nargs="?", help="config file overriding the checkpoint's model config (optional)")
+    parser.add_argument("config", nargs="?", help="config file (optional; must agree with the checkpoint's network, "
+                        "normalisation and classes)")
     parser.add_argument("--checkpoint", required=True, help="checkpoint to export")
     parser.add_argument("--out", required=True, help="file to write (.onnx, or .tflite with --format tflite)")
     parser.add_argument("--format", choices=("onnx", "tflite"), default="onnx",

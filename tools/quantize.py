@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from segkit.cli import checkpoint_model, main_guard
-from segkit.data.cityscapes import build_dataset, resolve_data_root
+from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.deploy.quantize import FORMATS, KEEP_FLOAT, QuantizeJob, calibration_photos, photo_size_of, \
     quantize_checkpoint
 from segkit.deploy.quantized import quantized_dir

@@ -6,9 +6,11 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
-from segkit.config import Config
-from segkit.data.cityscapes import loader_throughput, resolve_data_root
+from segkit.config import Config, DataConfig
+from segkit.data.dataset import worker_init_fn
+from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.data.labels import IGNORE_INDEX
 from segkit.engine.trainer import build_optimizer
 from segkit.models import build_model
@@ -34,6 +36,28 @@ def training_step_rate(config: Config, repeats: int = 5) -> float:
         if step:
             timings.append(time.perf_counter() - start)
     return batch / statistics.median(timings)
+
+
+def loader_throughput(config: DataConfig, root, batch_size: int = 8, workers: int = 2, seconds: float = 10.0,
+                      split: str = "train") -> float:
+    """Samples per second of a training DataLoader (the training pipeline at ``config.crop_size``, in the config's
+    layout and class table).
+
+    The first batch (worker start-up) is not timed; then batches are drawn for about ``seconds``.
+    """
+    dataset = build_dataset(config, split, root, train=True)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=False, num_workers=workers,
+                        worker_init_fn=worker_init_fn, persistent_workers=workers > 0)
+    samples, start = 0, None
+    while True:
+        for batch in loader:
+            if start is None:
+                start = time.perf_counter()
+                continue
+            samples += batch["image"].shape[0]
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return samples / elapsed
 
 
 def data_report(config: Config, data_root, workers: int = 2, seconds: float = 10.0, repeats: int = 5) -> dict:

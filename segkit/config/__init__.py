@@ -15,6 +15,7 @@ from segkit.config.files import apply_override, load_config, read_config
 from segkit.config.sections import (
     ALIASES,
     HEADS,
+    NETWORK_FIELDS,
     NORMALIZE_MODES,
     OPTIMIZERS,
     RETIRED,
@@ -33,7 +34,7 @@ from segkit.config.sections import (
 )
 
 __all__ = [
-    "ALIASES", "HEADS", "NORMALIZE_MODES", "OPTIMIZERS", "RETIRED", "SECTIONS", "SPLITS", "Config", "DataConfig",
-    "EvalConfig", "LossConfig", "ModelConfig", "OptimizerConfig", "ScheduleConfig", "TrainConfig", "apply_override",
-    "load_config", "read_config", "table7_config", "validate",
+    "ALIASES", "HEADS", "NETWORK_FIELDS", "NORMALIZE_MODES", "OPTIMIZERS", "RETIRED", "SECTIONS", "SPLITS", "Config",
+    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimizerConfig", "ScheduleConfig", "TrainConfig",
+    "apply_override", "load_config", "read_config", "table7_config", "validate",
 ]

@@ -68,6 +68,14 @@ class ModelConfig:
     # with this, the rows of the classes both tables name (road -> road) keep their trained weights.
     map_classes_by_name: bool = False
 
+    def network(self) -> dict:
+        """The fields that make the network its weights belong to (``NETWORK_FIELDS``), defaults that follow the
+        head made explicit: two configs with equal ``network()`` build the same network."""
+        fields = {name: getattr(self, name) for name in NETWORK_FIELDS}
+        if fields["skip"] is None:
+            fields["skip"] = self.head == "lraspp"
+        return fields
+
     def check(self) -> None:
         """This section's own rules (``validate`` runs them)."""
         _choice("model.backbone", self.backbone, BACKBONES)
@@ -78,6 +86,12 @@ class ModelConfig:
         _positive("model.width_mult", self.width_mult)
         if self.num_classes is not None:
             _positive("model.num_classes", self.num_classes)
+
+
+# The ModelConfig fields that define the network a checkpoint's weights belong to (the rest -- pretrained, bn_momentum,
+# zero_init_residual, map_classes_by_name -- only say how training starts).
+NETWORK_FIELDS = ("backbone", "width_mult", "output_stride", "rf2", "head", "head_channels", "skip", "num_classes",
+                  "pool_crop", "pool_stride", "global_pool")
 
 
 @dataclass

@@ -1,16 +1,21 @@
 """A split of a segmentation data set: image/mask pairs in any layout, masks read through a class table.
 
 The layouts find the pairs (``segkit.data.cityscapes``: leftImg8bit/ + gtFine/ or gtCoarse/; ``segkit.data.folder``:
-images/ beside masks/); this module reads them the same way for all: the image as RGB uint8, the mask as class
-indices through the data set's ``ClassTable`` (255 = ignore), and ``build_dataset`` picks the layout a config names.
+images/ beside masks/; ``segkit.data.layouts`` picks the one a config names); this module reads them the same way
+for all: the photo as RGB uint8 and the mask as class indices through the data set's ``ClassTable`` (255 = ignore),
+by the rules of ``segkit.data.images``, and checks every pair once (``check_pairs``) when a data set is built.
 
-Mask rules (documented for users): a single-channel PNG holds mask values; a palette (P-mode) PNG holds them as
-its indices; an RGB colour mask is converted through the table's colours where the layout allows it (the folder
-layout), else refused; 16-bit values beyond 255 are unknown.
+How a mask file holds classes (``Sample.label_kind``): "values" -- the table's mask values, or its RGB colours --
+(the folder layout), "label_ids" -- the table's values, single-channel only -- (Cityscapes' *_labelIds.png), or
+"train_ids" (Cityscapes' *_labelTrainIds.png: the 19 classes' indices themselves). Values beyond 255 (16-bit
+masks) and values the table does not know are ignored; ``check_pairs`` counts them and says so once.
 """
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,13 +24,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from segkit.config import DataConfig
-from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
-from segkit.data.labels import to_label_ids
-from segkit.data.transforms import eval_transform, image_to_tensor, train_transform
+from segkit.data.classes import IGNORE_INDEX, ClassTable
+from segkit.data.images import image_size, read_image, read_mask_file
+from segkit.data.transforms import image_to_tensor
 from segkit.errors import UserError
 
-MAKE_DATA_HINT = "tools/make_synthetic.py (a synthetic city in this layout)"
+MAKE_DATA_HINT = "tools/make_synthetic.py (a synthetic city in either layout)"
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,7 @@ class Sample:
     city: str  # Cityscapes: the city; folder: the folder below images/{split}/ ("" at the top)
     image_path: Path
     label_path: Path | None
-    # How the mask file holds classes: "label_ids" (Cityscapes labelIds, or the table's values), "train_ids"
-    # (Cityscapes *_labelTrainIds.png) or "values" (the table's values; RGB colours allowed).
-    label_kind: str = "label_ids"
+    label_kind: str = "values"  # "values", "label_ids" or "train_ids" (the module's docstring)
     save_as: str = ""  # the prediction's file, relative to --save-dir/<resolution>/
 
     @property
@@ -57,7 +59,7 @@ class SegmentationDataset(Dataset):
                  normalize: str = "tf", has_labels: bool = True):
         self.root, self.split, self.samples, self.table = root, split, samples, table
         self.transform, self.normalize, self.has_labels = transform, normalize, has_labels
-        self._lookup = table.lookup()
+        self._lookups = {"train_ids": train_id_lookup(table), "values": table.lookup(), "label_ids": table.lookup()}
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -68,13 +70,10 @@ class SegmentationDataset(Dataset):
         image = read_image(sample.image_path)
         if sample.label_path is None:
             return image, None
-        if sample.label_kind == "values":  # the folder layout: values, palette indices or colours
-            label = mask_classes(sample.label_path, self.table, self._lookup)
-        else:
-            label = self._lookup[read_mask(sample.label_path, sample.label_kind, self.table)]
-        if label.shape != image.shape[:2]:
-            raise UserError(size_mismatch(sample, label.shape, image.shape[:2]))
-        return image, label
+        mask = read_mask_file(sample.label_path, colours_allowed=sample.label_kind == "values")
+        if mask.shape[:2] != image.shape[:2]:
+            raise UserError(size_mismatch(sample, mask.shape[:2], image.shape[:2]))
+        return image, mask_classes(mask, self.table, self._lookups[sample.label_kind])
 
     def __getitem__(self, index: int) -> dict:
         """``image`` float32 (3, H, W), ``label`` int64 (H, W) class indices with 255 = ignore, ``has_label``,
@@ -98,35 +97,6 @@ class SegmentationDataset(Dataset):
         }
 
 
-def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike | None = None,
-                  train: bool | None = None, seed: int | None = None, table: ClassTable | None = None):
-    """The dataset a tool needs, in the config's layout and class table (``table`` overrides it, e.g. a
-    checkpoint's): training augmentation for ``train`` (default: split == "train"), else none."""
-    # Imported here: the layouts' modules import this one.
-    from segkit.data.cityscapes import CityscapesDataset
-    from segkit.data.folder import FolderDataset
-
-    root = resolve_data_root(data_root, config.root)
-    train = (split == "train") if train is None else train
-    transform = train_transform(config, jitter=config.color_jitter, seed=seed) if train else eval_transform(config)
-    table = table or class_table(config.classes)
-    if config.layout == "folder":
-        return FolderDataset(root, split, table, transform=transform, normalize=config.normalize,
-                             unknown_values=config.unknown_values)
-    return CityscapesDataset(root, split, transform=transform, normalize=config.normalize, table=table)
-
-
-def resolve_data_root(cli_value: str | os.PathLike | None, config_value: str | os.PathLike | None = None) -> Path:
-    """The data root: the caller's (a tool's ``--data-root``), else the config's ``data.root``, else
-    ``$CITYSCAPES_DATASET``."""
-    for value in (cli_value, config_value, os.environ.get("CITYSCAPES_DATASET")):
-        if value:
-            return Path(value).expanduser()
-    raise UserError("no data root given; give data_root=DIR (or set data.root or $CITYSCAPES_DATASET): Cityscapes' "
-                    f"folder with leftImg8bit/ and gtFine/, or a folder layout's, or make one with {MAKE_DATA_HINT}.",
-                    "data_root")
-
-
 def worker_init_fn(worker_id: int) -> None:
     """DataLoader worker setup: no OpenCV thread pool per worker, and a distinct augmentation stream.
 
@@ -143,93 +113,96 @@ def worker_init_fn(worker_id: int) -> None:
         transform.set_random_seed(info.seed % 2**32)
 
 
-# ---- files --------------------------------------------------------------------------------------------------
+# ---- masks as classes -----------------------------------------------------------------------------------------
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """An image file as RGB uint8 (H, W, 3): RGBA drops alpha, grayscale is repeated, 16-bit is an error."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise UserError(f"cannot decode image {path} (missing, truncated or not an image); re-download or "
-                        "regenerate it.")
-    if image.dtype != np.uint8:
-        raise UserError(not_8bit(path, 8 * image.dtype.itemsize))
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 2:  # gray + alpha
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+def train_id_lookup(table: ClassTable) -> np.ndarray:
+    """(256,) uint8 for Cityscapes trainIds files: a class index is itself, anything else ignored."""
+    lookup = np.full(256, IGNORE_INDEX, np.uint8)
+    lookup[: table.num_classes] = np.arange(table.num_classes)
+    return lookup
 
 
-def read_mask_file(path: str | os.PathLike, colours_allowed: bool = False) -> np.ndarray:
-    """A mask file's values: (H, W) of its integer dtype; a palette PNG's indices; an RGB(A) mask as (H, W, 3)
-    RGB colours where ``colours_allowed``, else one line saying to use single-channel masks."""
-    path = Path(path)
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None:
-        raise UserError(f"cannot decode mask {path} (missing, truncated or not an image); re-download or "
-                        "regenerate it.")
-    if mask.ndim == 3:
-        from PIL import Image  # palette PNG: OpenCV expands it to colours, PIL keeps the indices (the values)
-
-        with Image.open(path) as pil:
-            if pil.mode == "P":
-                return np.asarray(pil)
-        if not colours_allowed:
-            raise UserError(colour_label(path))
-        if mask.dtype != np.uint8:
-            raise UserError(f"mask {path} is a 16-bit colour image; save colour masks with 8 bits per channel.")
-        return cv2.cvtColor(mask[:, :, :3], cv2.COLOR_BGR2RGB)
-    return mask
-
-
-def read_mask(path: str | os.PathLike, kind: str, table: ClassTable) -> np.ndarray:
-    """A Cityscapes-layout mask as the table's mask values (uint8, for ``table.lookup()``): labelIds as they are,
-    trainIds (``kind="train_ids"``) through their labelIds; values beyond 255 become an ignored one."""
-    label = read_mask_file(path)
-    if kind == "train_ids":
-        return to_label_ids(label)  # ignore (255) becomes labelId 0, "unlabeled"
-    if label.dtype != np.uint8:  # 16-bit: values beyond 255 are not in the table
-        label = np.where(label < 256, label, table.ignore[0] if table.ignore else 0).astype(np.uint8)
-    return label
-
-
-def mask_classes(path: Path, table: ClassTable, lookup: np.ndarray | None = None) -> np.ndarray:
-    """A folder-layout mask as class indices: values through the table, RGB colours through its colours."""
-    mask = read_mask_file(path, colours_allowed=True)
+def mask_classes(mask: np.ndarray, table: ClassTable, lookup: np.ndarray) -> np.ndarray:
+    """A mask (``read_mask_file``) as class indices uint8: values through ``lookup`` (values beyond 255 ignored),
+    RGB colours through the table's colours."""
     if mask.ndim == 3:
         return table.colors_to_classes(mask)
-    lookup = table.lookup() if lookup is None else lookup
     if mask.dtype == np.uint8:
         return lookup[mask]
-    classes = lookup[np.clip(mask, 0, 255).astype(np.uint8)]  # 16-bit: values beyond 255 are unknown
+    classes = lookup[np.clip(mask, 0, 255).astype(np.uint8)]
     classes[mask > 255] = IGNORE_INDEX
     return classes
 
 
-def unknown_values(mask: np.ndarray, table: ClassTable, known: np.ndarray) -> dict[int, int]:
-    """{mask value: pixels} of the values (or colours, packed 0xRRGGBB) of a mask (``read_mask_file``) the table
-    does not know (``known``: ``table.known()``)."""
+def mask_values(mask: np.ndarray) -> dict[int, int]:
+    """{value: pixels} of a mask (``read_mask_file``); RGB colours packed as 0xRRGGBB + 256 (beyond any value of
+    an 8-bit mask, so the two never meet)."""
     if mask.ndim == 3:
         packed = (mask[..., 0].astype(np.int64) << 16) | (mask[..., 1].astype(np.int64) << 8) | mask[..., 2]
-        colours = {(r << 16) | (g << 8) | b for r, g, b in table.colors}
-        values, counts = np.unique(packed, return_counts=True)
-        return {int(v): int(c) for v, c in zip(values, counts) if int(v) not in colours}
-    values, counts = np.unique(mask, return_counts=True)
-    return {int(v): int(c) for v, c in zip(values, counts) if not (0 <= v < 256 and known[int(v)])}
+        values, counts = np.unique(packed + 256, return_counts=True)
+    elif mask.dtype == np.uint8:
+        counts = np.bincount(mask.ravel(), minlength=256)
+        values = np.flatnonzero(counts)
+        counts = counts[values]
+    else:
+        values, counts = np.unique(mask, return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts)}
 
 
-def not_8bit(path, bits: int) -> str:
-    return (f"image {path} has {bits} bits per channel; segkit reads 8-bit RGB images, so convert it to 8 bits "
-            "first.")
+def known_values(table: ClassTable, kind: str) -> Callable[[int], bool]:
+    """Whether a value of ``mask_values`` means something in a mask of ``kind``: a class or an ignored value."""
+    if kind == "train_ids":
+        return lambda value: value < table.num_classes or value == IGNORE_INDEX
+    known = table.known()
+    colours = {((r << 16) | (g << 8) | b) + 256 for r, g, b in table.colors} if kind == "values" else set()
+    return lambda value: (value < 256 and bool(known[value])) or value in colours
 
 
-def colour_label(path) -> str:
-    return (f"label {path} has colour channels; use the single-channel *_gtFine_labelIds.png files, not the "
-            "*_gtFine_color.png visualisations.")
+# ---- checks when a data set is built ----------------------------------------------------------------------------
+
+def check_pairs(samples: list[Sample], table: ClassTable, unknown: str = "ignore", report=None) -> dict:
+    """Read every mask once (in threads: decoding releases the GIL): its size against its photo's (upright), and
+    the values the table does not know, counted per file -- {mask path: {value: pixels}} -- and said in one line
+    (or refused: ``unknown="error"``). Returns {mask path: {value: pixels}} of every mask."""
+    labelled = [s for s in samples if s.label_path is not None]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        found = dict(zip((s.label_path for s in labelled), pool.map(_check_pair, labelled)))
+    unknown_found = {}
+    for sample in labelled:
+        is_known = known_values(table, sample.label_kind)
+        values = {v: n for v, n in found[sample.label_path].items() if not is_known(v)}
+        if values:
+            unknown_found[sample.label_path] = values
+    if unknown_found:
+        first, values = next(iter(unknown_found.items()))
+        shown = ", ".join(f"{_value(v)}: {n} px" for v, n in sorted(values.items())[:4])
+        pixels = sum(sum(v.values()) for v in unknown_found.values())
+        message = (f"{len(unknown_found)} of {len(labelled)} masks hold values the class table {table.source or ''} "
+                   f"does not know ({pixels} pixels; e.g. {first}: {shown})")
+        if unknown == "error":
+            raise UserError(f"{message}; add them to the table (or to its ignore list), or set "
+                            "data.unknown_values=ignore.", "data.unknown_values")
+        (report or _warn)(f"warning: {message}; they are ignored (data.unknown_values=error refuses them).")
+    return found
+
+
+def _check_pair(sample: Sample) -> dict[int, int]:
+    mask = read_mask_file(sample.label_path, colours_allowed=sample.label_kind == "values")
+    photo = image_size(sample.image_path)
+    if mask.shape[:2] != photo:
+        raise UserError(size_mismatch(sample, mask.shape[:2], photo))
+    return mask_values(mask)
+
+
+def _value(value: int) -> str:
+    return str(value) if value < 256 else f"colour #{value - 256:06x}"
+
+
+def _warn(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def size_mismatch(sample: Sample, label_hw, image_hw) -> str:
-    return (f"label {sample.label_path} is {label_hw[0]}x{label_hw[1]} but its image {sample.image_path} is "
-            f"{image_hw[0]}x{image_hw[1]}; regenerate the label at the image's size.")
+    return (f"mask {sample.label_path} is {label_hw[0]}x{label_hw[1]} but its image {sample.image_path} is "
+            f"{image_hw[0]}x{image_hw[1]} (upright, as its EXIF orientation shows it); make the mask at the image's "
+            "size.")

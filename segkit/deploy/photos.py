@@ -1,6 +1,6 @@
 """Photos in and out: the inputs a user names (files, folders, glob patterns) as image paths, photos read upright
-(EXIF orientation), output names that never collide, and the three outputs of a segmented photo (colour mask,
-overlay, labelIds PNG). ``tools/infer.py`` is these functions and a ``segkit.predict.Predictor``."""
+(EXIF orientation, the rule of ``segkit.data.images``), output names that never collide, and the three outputs of a
+segmented photo (colour mask, overlay, labelIds PNG). ``tools/infer.py`` is these functions and a ``segkit.predict.Predictor``."""
 from __future__ import annotations
 
 import glob
@@ -9,15 +9,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
-from segkit.data.cityscapes import read_image
 from segkit.data.classes import ClassTable
+from segkit.data.images import read_image
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-ORIENTATION_TAG = 0x0112  # EXIF
 
 _CITYSCAPES = ClassTable.cityscapes()
 
@@ -55,36 +53,17 @@ def unique_inputs(paths: list[Path]) -> list[Path]:
 
 
 def load_photo(path: Path) -> np.ndarray:
-    """An RGB uint8 photo as an image viewer shows it (turned by its EXIF orientation), or one sentence."""
+    """An RGB uint8 photo as an image viewer shows it (``segkit.data.images.read_image``: turned by its EXIF
+    orientation), or one sentence."""
     if not path.exists():
         raise UserError(f"{path}: file does not exist")
     if path.is_dir():
         raise UserError(f"{path}: is a folder, not an image")
     with quiet_native_stderr():
         try:
-            return upright(read_image(path), exif_orientation(path))
+            return read_image(path)
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
-
-
-def exif_orientation(path: Path) -> int:
-    """The EXIF orientation tag (1 = upright; 6 = turn 90 degrees clockwise, ...), 1 when there is none."""
-    try:
-        with Image.open(path) as image:
-            return int(image.getexif().get(ORIENTATION_TAG, 1))
-    except (OSError, ValueError, SyntaxError):  # not an image PIL reads: read_image has judged the file already
-        return 1
-
-
-def upright(image: np.ndarray, orientation: int) -> np.ndarray:
-    """The photo as a viewer shows it, for EXIF ``orientation`` 1-8 (mirrors and quarter turns)."""
-    flips = {2: (np.fliplr, 0), 3: (None, 2), 4: (np.flipud, 0), 5: (np.fliplr, 1), 6: (None, 3), 7: (np.fliplr, 3),
-             8: (None, 1)}
-    if orientation not in flips:
-        return image
-    mirror, turns = flips[orientation]
-    image = mirror(image) if mirror is not None else image
-    return np.ascontiguousarray(np.rot90(image, k=turns))
 
 
 def output_names(paths: list[Path]) -> list[str]:

@@ -32,6 +32,7 @@ from torch import nn
 
 from segkit.data.cityscapes import find_samples
 from segkit.data.folder import find_folder_samples
+from segkit.data.images import image_size
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.export import photo_graph
 from segkit.deploy.litert import optional, tflite_bytes
@@ -299,8 +300,9 @@ def _scores_text(scores: dict) -> str:
 
 
 def photo_size_of(dataset) -> tuple[int, int]:
-    """The one size of the evaluation split's photos (the int8 graphs are made for one size)."""
-    sizes = {cv2.imread(str(sample.image_path), cv2.IMREAD_UNCHANGED).shape[:2] for sample in dataset.samples}
+    """The one size of the evaluation split's photos, upright as every path reads them (the int8 graphs are made
+    for one size)."""
+    sizes = {image_size(sample.image_path) for sample in dataset.samples}
     if len(sizes) != 1:
         listed = ", ".join(f"{w}x{h}" for h, w in sorted(sizes))
         raise UserError(f"the evaluation split's photos have {len(sizes)} sizes ({listed}); int8 graphs are made "

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segkit.data.cityscapes import read_image
+from segkit.data.images import read_image
 from segkit.deploy.labelmap import label_map
 from segkit.data.classes import ClassTable
 from segkit.deploy.photos import overlay

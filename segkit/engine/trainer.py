@@ -20,9 +20,9 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from segkit.config import Config, ModelConfig, validate
-from segkit.data.dataset import worker_init_fn
 from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
-from segkit.data.dataset import build_dataset
+from segkit.data.dataset import worker_init_fn
+from segkit.data.layouts import build_dataset
 from segkit.checkpoint import capture_rng_state, checkpoint_classes, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate

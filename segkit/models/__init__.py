@@ -61,16 +61,12 @@ def build_model(config: ModelConfig) -> Segmentor:
     return model
 
 
-def load_model(path, model_config: ModelConfig | None = None, map_location="cpu"):
-    """Build the segmentor a checkpoint describes and load its weights: ``(model, config, checkpoint)``.
-
-    ``model_config`` overrides the checkpoint's own; a mismatch is one UserError naming the differing keys.
-    Pretrained initialisation is never re-run (the weights come from the checkpoint).
-    """
+def load_model(path, map_location="cpu"):
+    """Build the segmentor a checkpoint describes and load its weights: ``(model, config, checkpoint)``; weights
+    that do not fit it are one UserError naming the differing keys. Pretrained initialisation is never re-run (the
+    weights come from the checkpoint)."""
     checkpoint = load_checkpoint(path, map_location=map_location)
     config = segkit.config.Config.from_dict(checkpoint["config"])
-    if model_config is not None:
-        config.model = model_config
     model = build_model(dataclasses.replace(config.model, pretrained=""))
     state = checkpoint["model"]
     expected = model.state_dict()

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from segkit.data.cityscapes import read_image
+from segkit.data.images import read_image
 from segkit.predict import Predictor
 from segkit.engine.runlog import peak_memory
 from segkit.fileio import write_json_atomic
