@@ -12,7 +12,7 @@ from torch import nn
 
 from segkit.errors import UserError, check_choice
 
-LOSSES = ("ce", "ohem")  # the main terms build_loss makes (loss.name); segkit.config checks names against it
+LOSSES = ("ce", "ohem")  # the main terms build_loss makes: segkit.config.LOSS_NAMES, the values loss.name may take
 
 
 class CrossEntropy(nn.Module):

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -8,6 +9,8 @@ from segkit.config import (ALIASES, Config, ModelConfig, OptimizerConfig, apply_
 from segkit.errors import UserError
 from segkit.models.backbones import BACKBONES
 from segkit.paper import TABLE7, TRAINING_CROP
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write(tmp_path, text, name="exp.py"):
@@ -204,8 +207,29 @@ def test_the_default_crop_is_the_authors():
     assert ModelConfig().pool_crop is None  # follows the crop once resolved
 
 
-@pytest.mark.parametrize("module", ["segkit.config", "segkit.models"])
-def test_config_and_models_import_in_either_order(module):
-    # segkit.config reads segkit.models.backbones; the models package must not need segkit.config's names while
-    # it is being imported (a fresh interpreter: this one has both already).
-    subprocess.run([sys.executable, "-c", f"import {module}"], check=True)
+def test_the_config_names_what_the_code_builds():
+    # the config owns the names; the tables of the code built on it are keyed by exactly these
+    from segkit.config import BACKBONE_NAMES, LAYOUTS, LOSS_NAMES
+    from segkit.data.layouts import LAYOUTS as DATA_SETS
+    from segkit.losses import LOSSES
+
+    assert tuple(BACKBONES) == BACKBONE_NAMES and LOSSES == LOSS_NAMES and tuple(DATA_SETS) == LAYOUTS
+
+
+def test_the_config_imports_no_layer_built_on_it():
+    # segkit.config once imported segkit.models (and with it torch) to check backbone names
+    code = "import sys, segkit.config; print(sorted(m for m in sys.modules if m.startswith(('segkit.', 'torch'))))"
+    loaded = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert "torch" not in loaded and "segkit.models" not in loaded and "segkit.losses" not in loaded, loaded
+
+
+def test_overrides_are_validated_once_after_all_of_them():
+    # each override was validated on its own: iterations=2 then warmup=0 was refused (warmup 20 >= 2), the other
+    # order ran
+    demo = ROOT / "configs" / "demo.py"
+    for items in (["train.iterations=2", "schedule.warmup_iterations=0"],
+                  ["schedule.warmup_iterations=0", "train.iterations=2"]):
+        config = load_config(demo, items)
+        assert (config.train.iterations, config.schedule.warmup_iterations) == (2, 0), items
+    with pytest.raises(UserError, match="schedule.warmup_iterations=20 must be fewer than train.iterations=2"):
+        load_config(demo, ["train.iterations=2"])

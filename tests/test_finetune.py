@@ -67,3 +67,50 @@ def test_num_classes_follows_the_table(tmp_path):
     assert Config().resolved().model.num_classes == 19
     explicit = Config(model=ModelConfig(num_classes=9), data=DataConfig(classes=str(path)))
     assert explicit.resolved().model.num_classes == 9
+
+
+# ---- issue 24: classifiers follow the classes, not their count ----------------------------------------------------
+
+def seven_checkpoint(tmp_path, table, head_channels=128, skip=True):
+    """A random-weight 7-class checkpoint of ``table`` (other weights than a fine-tuning run's initialisation)."""
+    from segkit.checkpoint import save_checkpoint
+    from segkit.models import build_model
+
+    torch.manual_seed(123)
+    config = Config(model=ModelConfig(backbone="mobilenet_v3_small", num_classes=7, head_channels=head_channels,
+                                      skip=skip))
+    model = build_model(config.model)
+    path = tmp_path / f"seven_{head_channels}_{skip}.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "config": config.resolved().to_dict(), "iteration": 0,
+                           "classes": table.to_dict()})
+    return path, model.state_dict()
+
+
+OTHER_SEVEN = ClassTable.from_dict({"ignore": [0, 255], "classes": [
+    {"name": name, "color": [10 * i, 40, 30], "values": [i + 1]}
+    for i, name in enumerate(("sky", "road", "tree", "wall", "boat", "bike", "dog"))]}, "other seven")
+
+
+@pytest.mark.parametrize("by_name", [False, True])
+def test_an_equal_class_count_with_other_classes_is_not_copied_by_index(tmp_path, capsys, by_name):
+    # seven classes into seven other classes: the classifiers were copied row by row, sky's weights for road
+    path, source = seven_checkpoint(tmp_path, SEVEN)
+    model = build_training(fine_tune_config(path, by_name), Runtime(), OTHER_SEVEN).model
+    state, report = model.state_dict(), capsys.readouterr().out
+    for key in (k for k in state if "classifier" in k and k.endswith("weight")):
+        for j, name in enumerate(OTHER_SEVEN.names):
+            copied = torch.equal(state[key][j], source[key][SEVEN.names.index(name)]) if name in SEVEN.names else False
+            assert copied == (by_name and name in SEVEN.names), (key, name)
+            assert not torch.equal(state[key][j], source[key][j]) or (by_name and name in SEVEN.names)
+    assert "another class table" in report
+    # the same table: everything is copied, classifiers included
+    model = build_training(fine_tune_config(path, by_name), Runtime(), SEVEN).model
+    assert all(torch.equal(value, source[key]) for key, value in model.state_dict().items())
+
+
+def test_rows_are_not_said_kept_when_no_classifier_fits(tmp_path, capsys):
+    path, _ = seven_checkpoint(tmp_path, SEVEN, head_channels=256, skip=False)  # no classifier of this model's shape
+    build_training(fine_tune_config(path, True), Runtime(), OTHER_SEVEN)
+    report = capsys.readouterr().out
+    assert "kept from" not in report or "0 of 7" in report, report
+    assert "no classifier" in report, report

@@ -66,3 +66,23 @@ def test_missing_package_and_rejected_graph_are_one_line(small_checkpoint, tool,
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.count("\n") == 1 and "LiteRT's converter rejected the graph" in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("head, skip, resolution, stride", [
+    ("lraspp", True, "full", 8), ("raspp", False, "full", 16), ("lraspp", True, "half", 16),
+    ("raspp", False, "half", 32)])
+def test_the_phone_graphs_output_is_described_as_it_is(head, skip, resolution, stride):
+    # the tool said "at 1/8" for every graph: R-ASPP without the skip is at 1/16, half resolution halves again
+    import torch
+
+    from segkit.config import ModelConfig
+    from segkit.deploy.export import PhoneGraph
+    from segkit.deploy.litert import describe_output
+    from segkit.inference import plan_for
+
+    model = build_model(ModelConfig(backbone="mobilenet_v3_small", head=head, skip=skip)).eval()
+    plan = plan_for((128, 256), resolution, model.output_stride)
+    with torch.no_grad():
+        shape = tuple(PhoneGraph(model, "tf", plan)(torch.zeros(1, 128, 256, 3, dtype=torch.uint8)).shape)
+    text = describe_output(model, plan)
+    assert str(shape) in text and f"1/{stride} of the photo" in text, text

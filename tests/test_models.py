@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from segkit.config import ModelConfig, load_config
+from segkit.errors import UserError
 from segkit.models import LRASPP, RASPP, build_model
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.py"))
@@ -91,3 +92,9 @@ def test_zero_init_residual_makes_residual_blocks_identity():
     plain = build_model(ModelConfig())  # the paper's init: residual branches are live
     assert all(m.block[-1][1].weight.abs().sum() > 0 for m in plain.backbone.modules()
                if isinstance(m, InvertedResidual) and m.use_residual)
+
+
+def test_an_unchecked_backbone_name_is_one_line():
+    # build_model on a config nobody validated raised a bare KeyError
+    with pytest.raises(UserError, match="model.backbone='resnet50' is unknown"):
+        build_model(ModelConfig(backbone="resnet50"))

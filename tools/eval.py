@@ -35,7 +35,8 @@ from segkit.resolutions import RESOLUTIONS
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("config", nargs="?", help="config file for the data set and evaluation settings (default: the checkpoint's own)")
+    parser.add_argument("config", nargs="?",
+                        help="config file for the data set and evaluation settings (default: the checkpoint's own)")
     parser.add_argument("--checkpoint", help="checkpoint file (default: the newest runs/*/best.pt)")
     parser.add_argument("--data-root", help="data set root (Cityscapes: leftImg8bit/ and gtFine/; folder layout: "
                         "images/ and masks/)")

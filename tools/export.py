@@ -8,18 +8,19 @@ in its runtime before the file is written.
     python tools/export.py --checkpoint CKPT --format tflite --out phone.tflite --height 512 --width 1024
 
 The LiteRT graph (needs .[mobile]) takes the camera's photo as it is, uint8 RGB (1, H, W, 3), and returns the
-head logits channels-last (1, h, w, 19) at 1/8 of the padded grid (the app upsamples them, or takes their argmax
-and scales the small label map up), or with --labels the label map (1, H, W) uint8 at the photo's size; the
-normalisation, the half-resolution resize and the pixel grid are inside. int8 graphs: tools/quantize.py.
+head logits channels-last (1, h, w, 19) at the head's stride of the padded grid (1/8 with the skip; the tool prints
+it for the graph it writes; the app upsamples them, or takes their argmax and scales the small label map up), or
+with --labels the label map (1, H, W) uint8 at the photo's size; the normalisation, the half-resolution resize and
+the pixel grid are inside. int8 graphs: tools/quantize.py.
 
 The graph has a fixed input size (LR-ASPP's gate kernel depends on it): input ``images`` (1, 3, H, W) float32,
 normalised as the checkpoint's config says (data.normalize: "tf" = x * 2/255 - 1, "imagenet" = mean/std);
 output ``logits`` (1, 19, H, W), or with --labels ``labels`` (1, H, W) uint8 trainIds. Inside, the graph follows
 segkit's pixel grid: it pads the images bottom/right to k * output_stride + 1 (1024x2048 -> 1025x2049), runs the
 network, upsamples the logits to the padded size and crops, as tools/eval.py does; with --resolution half it first
-area-downsamples the images by 2 and upsamples the logits back to the input size. The network, its
-normalisation and class table are the checkpoint's (an optional CONFIG must agree with them). Beside the graph, OUT_STEM.classes.json holds
-the checkpoint's class table: what each class index means (name, colour, mask values).
+area-downsamples the images by 2 and upsamples the logits back to the input size. The network, its normalisation
+and class table are the checkpoint's (an optional CONFIG must agree with them). Beside the graph, OUT_STEM.classes.json
+holds the checkpoint's class table: what each class index means (name, colour, mask values).
 """
 from __future__ import annotations
 
@@ -29,9 +30,10 @@ from pathlib import Path
 
 from segkit.cli import checkpoint_model, main_guard
 from segkit.deploy.export import OPSET, export_onnx
-from segkit.deploy.litert import export_tflite
+from segkit.deploy.litert import describe_output, export_tflite
 from segkit.errors import UserError
 from segkit.fileio import write_json_atomic
+from segkit.inference import grid_stride, plan_for
 from segkit.predict import MIN_PHOTO_SIZE
 from segkit.resolutions import RESOLUTIONS
 
@@ -63,7 +65,7 @@ def main(argv=None) -> None:
     if args.format == "tflite":
         parity = export_tflite(model, args.out, size, config.data.normalize, args.resolution, labels=args.labels)
         inputs = f"photos (1, {args.height}, {args.width}, 3) uint8 RGB"
-        output = "labels (1, H, W) uint8" if args.labels else f"logits (1, h, w, {config.model.num_classes}) at 1/8"
+        output = describe_output(model, plan_for(size, args.resolution, grid_stride(model)), args.labels)
     else:
         parity = export_onnx(model, args.out, size, labels=args.labels, opset=args.opset, resolution=args.resolution)
         inputs = f"images (1, 3, {args.height}, {args.width}) normalised '{config.data.normalize}'"

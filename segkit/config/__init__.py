@@ -11,10 +11,13 @@ decay 4e-5, poly decay over 90k iterations. Keys that moved keep their old spell
 ``sections`` holds the dataclasses and ``validate``, ``coerce`` the parsing of values by type, ``files`` the
 config files and overrides.
 """
-from segkit.config.files import apply_override, load_config, read_config
+from segkit.config.files import apply_override, apply_overrides, load_config, read_config
 from segkit.config.sections import (
     ALIASES,
+    BACKBONE_NAMES,
     HEADS,
+    LAYOUTS,
+    LOSS_NAMES,
     NETWORK_FIELDS,
     NORMALIZE_MODES,
     OPTIMIZERS,
@@ -34,7 +37,8 @@ from segkit.config.sections import (
 )
 
 __all__ = [
-    "ALIASES", "HEADS", "NETWORK_FIELDS", "NORMALIZE_MODES", "OPTIMIZERS", "RETIRED", "SECTIONS", "SPLITS", "Config",
-    "DataConfig", "EvalConfig", "LossConfig", "ModelConfig", "OptimizerConfig", "ScheduleConfig", "TrainConfig",
-    "apply_override", "load_config", "read_config", "table7_config", "validate",
+    "ALIASES", "BACKBONE_NAMES", "HEADS", "LAYOUTS", "LOSS_NAMES", "NETWORK_FIELDS", "NORMALIZE_MODES", "OPTIMIZERS",
+    "RETIRED", "SECTIONS", "SPLITS", "Config", "DataConfig", "EvalConfig", "LossConfig", "ModelConfig",
+    "OptimizerConfig", "ScheduleConfig", "TrainConfig",
+    "apply_override", "apply_overrides", "load_config", "read_config", "table7_config", "validate",
 ]

@@ -1,5 +1,5 @@
 """Config files: ``read_config`` runs one, ``load_config`` also validates it and applies ``key=value`` overrides
-(``apply_override``)."""
+(``apply_overrides``)."""
 from __future__ import annotations
 
 import dataclasses
@@ -46,8 +46,7 @@ def load_config(path: str | Path, overrides: typing.Iterable[str] = ()) -> Confi
         validate(config)
     except UserError as exc:
         raise UserError(f"config file {path}: {exc}", exc.parameter) from None
-    for item in overrides:
-        apply_override(config, item)
+    apply_overrides(config, overrides)
     return config.resolved()
 
 
@@ -69,9 +68,21 @@ def _config_error(path: Path, exc: Exception) -> str:
     return f"config file {path}{where}: {type(exc).__name__}: {message}; fix the file."
 
 
-def apply_override(config: Config, item: str) -> None:
-    """Apply one ``section.field=value`` (or an older spelling, ``ALIASES``), the value parsed by the field's
-    declared type, and validate the config."""
+def apply_overrides(config: Config, items: typing.Iterable[str]) -> Config:
+    """Apply ``section.field=value`` items (or older spellings, ``ALIASES``) in order, each value parsed by its
+    field's declared type, then validate the config once: rules between fields see every item (iterations=2
+    with warmup_iterations=0 is valid in either order)."""
+    for item in items:
+        _set(config, item)
+    return validate(config)
+
+
+def apply_override(config: Config, item: str) -> Config:
+    """``apply_overrides`` of one item."""
+    return apply_overrides(config, [item])
+
+
+def _set(config: Config, item: str) -> None:
     key, sep, raw = item.partition("=")
     if not sep:
         raise UserError(f"override {item!r} must look like key=value, e.g. train.iterations=1000.")
@@ -83,4 +94,3 @@ def apply_override(config: Config, item: str) -> None:
         section_name, field_name = key.split(".")
         section = getattr(config, section_name)
         setattr(section, field_name, coerce(raw.strip(), field_types(type(section))[field_name], key, from_text=True))
-    validate(config)

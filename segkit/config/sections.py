@@ -1,10 +1,12 @@
 """The config sections, plain data, and ``validate``: the one check of a config.
 
 Building a section or setting a field checks nothing; ``validate(config)`` checks every field, once, for all who
-make configs (``load_config``, ``apply_override``, ``Config.from_dict``, ``table7_config``, and code that builds or
+make configs (``load_config``, ``apply_overrides``, ``Config.from_dict``, ``table7_config``, and code that builds or
 changes one before using it).
-Choices come from the tables that define them: ``model.backbone`` from ``segkit.models.backbones``, ``loss.name``
-from ``segkit.losses``, ``eval.resolutions`` from ``segkit.resolutions``; the rest are defined here.
+The config owns the names a field may take (``BACKBONE_NAMES``, ``HEADS``, ``LOSS_NAMES``, ``LAYOUTS``, ...): the code
+that acts on them is built on the config (layers point down) and keys its tables by these names
+(``segkit.models.backbones.BACKBONES``, ``segkit.losses.LOSSES``, ``segkit.data.layouts.LAYOUTS``; tests check that
+each table holds exactly its names). ``eval.resolutions`` come from ``segkit.resolutions``, a foundation.
 """
 from __future__ import annotations
 
@@ -16,15 +18,14 @@ from dataclasses import dataclass, field
 from segkit.config.coerce import coerce, field_types
 from segkit.data.classes import class_table
 from segkit.errors import UserError, check_choice
-from segkit.losses import LOSSES
-# Imports the models package, which imports segkit.config only as a module (see segkit/models/__init__.py).
-from segkit.models.backbones import BACKBONES
 from segkit.paper import TABLE7, TRAINING_CROP
 from segkit.resolutions import RESOLUTIONS
 
-# Choices the config owns: the code that acts on them (segkit.models.build_model, segkit.data.transforms,
-# segkit.engine.trainer, segkit.data.cityscapes) imports segkit.config, so they cannot be read from there.
+# The names each choice may take; the tables of the code that acts on them are keyed by them (module docstring).
+BACKBONE_NAMES = ("mobilenet_v3_large", "mobilenet_v3_small", "mobilenet_v3_large_minimal",
+                  "mobilenet_v3_small_minimal", "mobilenet_v2")
 HEADS = ("lraspp", "raspp")
+LOSS_NAMES = ("ce", "ohem")
 NORMALIZE_MODES = ("tf", "imagenet")
 OPTIMIZERS = ("sgd", "adamw")
 SPLITS = ("train", "val", "test")
@@ -78,7 +79,7 @@ class ModelConfig:
 
     def check(self) -> None:
         """This section's own rules (``validate`` runs them)."""
-        _choice("model.backbone", self.backbone, BACKBONES)
+        _choice("model.backbone", self.backbone, BACKBONE_NAMES)
         _choice("model.head", self.head, HEADS)
         if self.output_stride not in (8, 16, 32):
             raise UserError(f"model.output_stride={self.output_stride} is not supported; use 8, 16 or 32.",
@@ -103,8 +104,8 @@ class DataConfig:
     normalize: str = "tf"
     workers: int = 2
     color_jitter: bool = True  # photometric jitter of training crops (brightness, contrast, saturation, hue)
-    # The data set's layout (segkit.data.LAYOUTS): "cityscapes" (leftImg8bit/ + gtFine/ or gtCoarse/) or "folder"
-    # (images/{split}/**.{png,jpg} beside masks/{split}/**.png, paired by relative path and stem).
+    # The data set's layout (LAYOUTS; built by segkit.data.layouts): "cityscapes" (leftImg8bit/ + gtFine/ or
+    # gtCoarse/) or "folder" (images/{split}/**.{png,jpg} beside masks/{split}/**.png, by relative path and stem).
     layout: str = "cityscapes"
     # The class table (segkit.data.classes): "cityscapes" (the 19 training classes) or a YAML/JSON file's path.
     classes: str = "cityscapes"
@@ -142,7 +143,7 @@ class LossConfig:
 
     def check(self) -> None:
         """This section's own rules (``validate`` runs them)."""
-        _choice("loss.name", self.name, LOSSES)
+        _choice("loss.name", self.name, LOSS_NAMES)
         if not 0 < self.ohem_thresh <= 1:
             raise UserError(f"loss.ohem_thresh={self.ohem_thresh} must lie in (0, 1].", "loss.ohem_thresh")
         for key in ("ohem_min_kept", "lovasz_weight", "dice_weight"):

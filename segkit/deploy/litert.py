@@ -2,8 +2,9 @@
 
 A phone graph (``segkit.deploy.export.PhoneGraph``) takes a photo of one fixed size as the camera gives it -- uint8
 RGB, (1, H, W, 3) -- normalises it, resizes it for the resolution, pads it to the pixel grid and returns the head
-logits channels-last (1, h, w, C) at 1/8 of the padded grid (1/16 for R-ASPP without the skip), or with ``labels``
-the label map (1, H, W) uint8 at the photo's size. ``litert-torch`` converts it from PyTorch (no TensorFlow),
+logits channels-last (1, h, w, C) at the head's stride of the padded grid (1/8; R-ASPP without the skip: 1/output
+stride; at half resolution, of the downsampled photo: ``describe_output`` says which), or with ``labels`` the label
+map (1, H, W) uint8 at the photo's size. ``litert-torch`` converts it from PyTorch (no TensorFlow),
 ``ai-edge-litert``'s interpreter runs it here, as on a phone; both come with the optional ``segkit[mobile]``.
 """
 from __future__ import annotations
@@ -47,6 +48,19 @@ def tflite_bytes(model: nn.Module, normalize: str, plan: GridPlan, labels: bool 
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise UserError(f"LiteRT's converter rejected the graph for {plan.image_size[1]}x{plan.image_size[0]} "
                             f"photos ({type(exc).__name__}: {reason}); export to ONNX instead.") from None
+
+
+def describe_output(model: nn.Module, plan: GridPlan, labels: bool = False) -> str:
+    """The phone graph's output for ``plan``, as an app developer needs it: shape, type and where its cells lie."""
+    height, width = plan.image_size
+    if labels:
+        return f"labels (1, {height}, {width}) uint8 class indices at the photo's size"
+    stride = getattr(model, "logits_stride", 1)
+    cells = tuple((n - 1) // stride + 1 for n in plan.padded_size)
+    scale = plan.image_size[0] / plan.network_size[0]  # 1, or about 2 at half resolution
+    where = (f"1/{stride} of the photo, cell i on pixel {stride}i" if scale == 1 else
+             f"1/{round(stride * scale)} of the photo (1/{stride} of the photo downsampled by {scale:g})")
+    return f"logits (1, {cells[0]}, {cells[1]}, {model.num_classes}) float32, channels-last, at {where}"
 
 
 class TfliteRunner:

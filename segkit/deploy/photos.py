@@ -1,6 +1,7 @@
 """Photos in and out: the inputs a user names (files, folders, glob patterns) as image paths, photos read upright
 (EXIF orientation, the rule of ``segkit.data.images``), output names that never collide, and the three outputs of a
-segmented photo (colour mask, overlay, labelIds PNG). ``tools/infer.py`` is these functions and a ``segkit.predict.Predictor``."""
+segmented photo (colour mask, overlay, labelIds PNG). ``tools/infer.py`` is these functions and a
+``segkit.predict.Predictor``."""
 from __future__ import annotations
 
 import glob

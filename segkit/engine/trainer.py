@@ -23,7 +23,7 @@ from segkit.config import Config, ModelConfig, validate
 from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
 from segkit.data.dataset import worker_init_fn
 from segkit.data.layouts import build_dataset
-from segkit.checkpoint import capture_rng_state, checkpoint_classes, restore_rng_state, save_checkpoint
+from segkit.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate
 from segkit.engine.runlog import RunLog, peak_memory, plot_curves, trim_log
@@ -34,8 +34,6 @@ from segkit.fileio import write_json_atomic
 from segkit.inference import grid_size, model_labels
 from segkit.losses import build_loss
 from segkit.models import build_model
-from segkit.models.pretrained import copy_class_rows
-from segkit.checkpoint import load_checkpoint
 
 
 @dataclass
@@ -165,9 +163,7 @@ def build_training(config: Config, rt: Runtime, table: ClassTable | None = None)
     (default: Cityscapes') is what the model's outputs mean."""
     table = table or ClassTable.cityscapes()
     seed_everything(config.train.seed)
-    model = build_model(config.model)
-    if config.model.map_classes_by_name and config.model.pretrained:
-        map_pretrained_classes(model, config.model.pretrained, table)
+    model = build_model(config.model, table.names)
     model = model.to(rt.device)
     if rt.distributed and rt.device.type == "cuda" and config.train.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -190,15 +186,6 @@ def build_training(config: Config, rt: Runtime, table: ClassTable | None = None)
     seed_everything(config.train.seed + rt.rank)
     return Training(model, net, optimizer, scheduler, torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
                     criterion, dtype, memory_format, table.to_dict())
-
-
-def map_pretrained_classes(model: nn.Module, pretrained: str, table: ClassTable) -> None:
-    """Fine-tuning into other classes (``model.map_classes_by_name``): the classifier rows of the classes the
-    pretrained checkpoint's table and ``table`` both name start from their trained weights."""
-    source = load_checkpoint(pretrained)
-    shared = copy_class_rows(model, source["model"], checkpoint_classes(source).names, table.names)
-    print(f"classifier rows of {len(shared)} of {table.num_classes} classes kept from {pretrained} by name"
-          + (f": {', '.join(shared)}" if shared else " (the tables share no class name)"))
 
 
 def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:

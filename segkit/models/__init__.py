@@ -3,16 +3,12 @@ rebuilds the Segmentor of any segkit checkpoint (trained, or converted from the 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from torch import nn
 
-# segkit.config checks backbone names against segkit.models.backbones, so it imports this package: here it is
-# imported as a module, its names looked up when load_model runs, and imported for annotations only. Either of the
-# two can then be imported first.
-import segkit.config
 from segkit.checkpoint import load_checkpoint
-from segkit.errors import UserError, abbreviate
+from segkit.config import HEADS, Config, ModelConfig
+from segkit.errors import UserError, abbreviate, check_choice
 from segkit.models.backbones import BACKBONES
 from segkit.models.blocks import Backbone, zero_init_residual
 from segkit.models.heads import LRASPP, RASPP, gate_pool_kernel
@@ -20,20 +16,21 @@ from segkit.models.pretrained import load_pretrained
 from segkit.models.segmentor import Segmentor
 from segkit.paper import CITYSCAPES_CLASSES, TRAINING_CROP
 
-if TYPE_CHECKING:
-    from segkit.config import ModelConfig
-
 __all__ = ["build_backbone", "build_model", "from_checkpoint", "load_model", "Segmentor", "LRASPP", "RASPP"]
 
 
 def build_backbone(config: ModelConfig) -> Backbone:
     """The backbone ``config.backbone`` names (``BACKBONES``), at its width, output stride and RF2."""
+    check_choice("model.backbone", config.backbone, BACKBONES, "model.backbone")  # a config nobody validated
     build = BACKBONES[config.backbone]
     return build(width_mult=config.width_mult, output_stride=config.output_stride, rf2=config.rf2)
 
 
-def build_model(config: ModelConfig) -> Segmentor:
-    """Build the segmentor of ``config`` with random weights, then load ImageNet weights if asked."""
+def build_model(config: ModelConfig, classes: tuple[str, ...] | None = None) -> Segmentor:
+    """Build the segmentor of ``config`` with random weights, then load ``config.pretrained`` if asked.
+    ``classes``: the names of the classes the outputs mean (the data's class table; default Cityscapes'), which
+    decide what a segkit checkpoint's classifiers give (``segkit.models.pretrained.load_segkit``)."""
+    check_choice("model.head", config.head, HEADS, "model.head")
     backbone = build_backbone(config)
     # An unresolved config (pool_crop None: "the training crop") gets the authors' crop, data.crop_size's default.
     pool_crop = config.pool_crop or TRAINING_CROP
@@ -57,7 +54,7 @@ def build_model(config: ModelConfig) -> Segmentor:
     if config.zero_init_residual:
         zero_init_residual(model.backbone)
     if config.pretrained:
-        load_pretrained(model, config.backbone, config.pretrained)
+        load_pretrained(model, config.backbone, config.pretrained, classes, config.map_classes_by_name)
     return model
 
 
@@ -66,7 +63,7 @@ def load_model(path, map_location="cpu"):
     that do not fit it are one UserError naming the differing keys. Pretrained initialisation is never re-run (the
     weights come from the checkpoint)."""
     checkpoint = load_checkpoint(path, map_location=map_location)
-    config = segkit.config.Config.from_dict(checkpoint["config"])
+    config = Config.from_dict(checkpoint["config"])
     model = build_model(dataclasses.replace(config.model, pretrained=""))
     state = checkpoint["model"]
     expected = model.state_dict()

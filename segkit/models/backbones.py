@@ -1,7 +1,6 @@
-"""The backbones segkit builds, by name: the one table of ``ModelConfig.backbone`` values.
-
-``segkit.models.build_backbone`` builds from it and ``segkit.config.validate`` checks names against it. Each entry
-takes ``width_mult``, ``output_stride`` and ``rf2`` and returns the ``Backbone``.
+"""The backbones segkit builds, by name: ``segkit.config.BACKBONE_NAMES``, the values ``ModelConfig.backbone`` may
+take, each with its builder (``segkit.models.build_backbone`` builds from here). Each entry takes ``width_mult``,
+``output_stride`` and ``rf2`` and returns the ``Backbone``.
 """
 from __future__ import annotations
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from segkit.checkpoint import checkpoint_classes
+from segkit.data.classes import ClassTable
 from segkit.errors import UserError, abbreviate
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 from segkit.models.tf_weights import is_training_state, tf_names
@@ -31,15 +33,27 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)  # ours, absent from the source: kept at initialisation
     unused: list[str] = field(default_factory=list)  # the source's, with no place in our model
     skipped: list[str] = field(default_factory=list)  # the source's training state (TF: step, slots, shadows)
+    other_classes: list[str] = field(default_factory=list)  # classifiers of another class table: kept at init
+    # by name: (the shared class names, how many classifier tensors took their rows, the model's class count)
+    class_rows: tuple[list[str], int, int] | None = None
 
     def summary(self) -> str:
         lines = [f"loaded {len(self.loaded)} tensors from {self.source}"]
         for title, keys in (("kept at initialisation (shape differs)", self.shape_mismatch),
                             ("kept at initialisation (not in the weights)", self.missing),
                             ("unused from the weights", self.unused),
-                            ("skipped (training state: step, optimizer slots, moving averages)", self.skipped)):
+                            ("skipped (training state: step, optimizer slots, moving averages)", self.skipped),
+                            ("kept at initialisation (another class table)", self.other_classes)):
             if keys:
                 lines.append(f"{title}: {len(keys)}: {abbreviate(keys)}")
+        if self.class_rows is not None:
+            names, tensors, total = self.class_rows
+            if not tensors:
+                lines.append("classifier rows by name: none taken (no classifier of the weights fits this model's)")
+            elif not names:
+                lines.append("classifier rows by name: none taken (the tables share no class name)")
+            else:
+                lines.append(f"classifier rows of {len(names)} of {total} classes kept by name: {abbreviate(names)}")
         return "\n".join(lines)
 
 
@@ -173,46 +187,80 @@ def load_segkit(model: nn.Module, state: dict, source: str) -> LoadReport:
     return report
 
 
-def copy_class_rows(model: nn.Module, state: dict, source_names, target_names) -> list[str]:
-    """Copy into ``model``'s classifiers (the head's ``*classifier.*`` tensors, one row per class) the rows of
-    ``state`` whose class ``source_names`` and ``target_names`` share, matched by name (road -> road); the other
-    rows keep their initialisation. Returns the shared names, in ``target_names``' order."""
+def is_classifier(key: str) -> bool:
+    """Whether a state-dict key is one of the head's per-class tensors (one row per class)."""
+    return key.startswith("head.") and "classifier" in key
+
+
+def copy_class_rows(model: nn.Module, source: dict, source_names, target_names) -> tuple[list[str], int]:
+    """Copy into ``model``'s classifiers the rows of ``source``'s (a state dict) whose class ``source_names`` and
+    ``target_names`` share, matched by name (road -> road); the other rows keep what they hold. Returns the shared
+    names (in ``target_names``' order) and how many classifier tensors took rows: 0 when none of the source's
+    classifiers fits the model's (another head width), whatever the names."""
     source_index = {name: i for i, name in enumerate(source_names)}
     shared = [(j, source_index[name]) for j, name in enumerate(target_names) if name in source_index]
     target = model.state_dict()
+    classifiers = {}  # module -> its per-class tensors (weight and bias), taken together or not at all
+    for key in filter(is_classifier, target):
+        classifiers.setdefault(key.rsplit(".", 1)[0], []).append(key)
     updated = {}
-    for key, value in target.items():
-        if "classifier" not in key or key not in state:
+    for keys in classifiers.values():
+        if not all(key in source and _per_class(source[key], target[key], source_names, target_names)
+                   for key in keys):
             continue
-        source = state[key]
-        if (source.shape[0] != len(source_names) or value.shape[0] != len(target_names)
-                or source.shape[1:] != value.shape[1:]):
-            continue  # not a per-class tensor of both tables
-        rows = value.clone()
-        for j, i in shared:
-            rows[j] = source[i]
-        updated[key] = rows
+        for key in keys:
+            value = target[key].clone()
+            for j, i in shared:
+                value[j] = source[key][i]
+            updated[key] = value
     model.load_state_dict({**target, **updated})
-    return [target_names[j] for j, _ in shared]
+    return [target_names[j] for j, _ in shared], len(updated)
 
 
-def load_pretrained(model: nn.Module, backbone_name: str, spec: str) -> LoadReport:
+def _per_class(source, target, source_names, target_names) -> bool:
+    """Whether two tensors are one classifier's of two tables: a row per class, rows of one shape."""
+    return (source.shape[0] == len(source_names) and target.shape[0] == len(target_names)
+            and source.shape[1:] == target.shape[1:])
+
+
+def load_pretrained(model: nn.Module, backbone_name: str, spec: str, classes=None,
+                    by_name: bool = False) -> LoadReport:
     """Initialise ``model`` (a Segmentor) from ``spec``: "imagenet" (torchvision's weights API), a segkit
     checkpoint (.pt with model and config), a torchvision state dict file, or a TF checkpoint (prefix, .index,
-    folder or .tar.gz/.tgz: slim's ImageNet MobileNetV3 or the authors' DeepLab models). Prints the report."""
+    folder or .tar.gz/.tgz: slim's ImageNet MobileNetV3 or the authors' DeepLab models). Prints the report.
+
+    Classifiers belong to classes, not to a count: where the weights' classes (a segkit checkpoint's table; the
+    authors' DeepLab models: Cityscapes') are not ``classes`` (the model's, in order; default Cityscapes'), the
+    classifiers keep their initialisation, and with ``by_name`` the rows of the classes both name (road -> road)
+    take the weights' rows."""
     path = Path(spec)
+    classes = tuple(classes) if classes is not None else ClassTable.cityscapes().names
+    initial = {key: value.clone() for key, value in model.state_dict().items() if is_classifier(key)}
+    source, source_names = None, None
     if spec == "imagenet":
         report = load_torchvision(model.backbone, imagenet_state_dict(backbone_name))
     elif path.is_file() and zipfile.is_zipfile(path):  # torch.save's format
         state = _read_torch_file(path)
         if "model" in state and "config" in state and isinstance(state["model"], dict):
             report = load_segkit(model, state["model"], spec)
+            source, source_names = state["model"], checkpoint_classes(state).names
         else:
             report = load_torchvision(model.backbone, _state_dict_of(state, path))
     elif path.exists() or Path(spec + ".index").is_file():
         report = load_tf(model, spec)
+        if any(is_classifier(key) for key in report.loaded):  # a DeepLab model: Cityscapes' classifiers
+            source = {k: v.clone() for k, v in model.state_dict().items() if k in report.loaded}
+            source_names = ClassTable.cityscapes().names
     else:
         raise UserError(f"pretrained weights {spec} do not exist; set model.pretrained to a segkit checkpoint (.pt), "
                         "a torchvision state dict, a TF checkpoint (prefix, folder or .tgz) or imagenet.")
+    if source_names is not None and tuple(source_names) != classes:
+        report.other_classes = [key for key in report.loaded if is_classifier(key)]
+        report.loaded = [key for key in report.loaded if not is_classifier(key)]
+        model.load_state_dict({**model.state_dict(), **initial})
+        if by_name:
+            report.class_rows = (*copy_class_rows(model, source, source_names, classes), len(classes))
     print(report.summary())
+    if by_name and source_names is None:
+        print(f"model.map_classes_by_name: {spec} carries no class table; nothing mapped by name")
     return report

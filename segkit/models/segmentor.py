@@ -6,6 +6,7 @@ from torch import nn
 
 from segkit.models.heads import resize
 
+LOW_STRIDE = 8  # the backbones' low-level features: the output of the last stride-8 block
 
 class Segmentor(nn.Module):
     """``Segmentor(x)`` maps images (N, 3, H, W) to logits (N, num_classes, H, W).
@@ -26,9 +27,15 @@ class Segmentor(nn.Module):
         """The backbone's total stride: pixel grids for this model are k * output_stride + 1."""
         return self.backbone.output_stride
 
+    @property
+    def logits_stride(self) -> int:
+        """The stride of ``logits``: the low-level skip's (its features are the last stride-8 block's), else the
+        output stride."""
+        return LOW_STRIDE if getattr(self.head, "low_classifier", None) is not None else self.output_stride
+
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """Logits at the head's resolution (1/8 with the low-level skip, else 1/output_stride), before the
-        final upsampling: what deploy backends export and label maps are computed from."""
+        """Logits at the head's resolution (``logits_stride``: 1/8 with the low-level skip, else 1/output_stride),
+        before the final upsampling: what deploy backends export and label maps are computed from."""
         return self.head(self.backbone(images))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
