@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Download into .whl/ the wheels that segkit needs on the lent GPU machine and that its image lacks, for
-# CPython 3.12 manylinux x86_64 (that machine has no internet; the folder travels with the working tree).
+# Download into .whl/ the wheels that segkit needs on a GPU machine without internet access and that a CUDA PyTorch
+# environment (a PyTorch container, a vendor's image) usually lacks, for CPython $PYTHON_VERSION (default 3.12)
+# manylinux x86_64; copy the folder there with the checkout (README "GPU self-check").
 #
-#   scripts/fetch_gpu_wheels.sh          # run here, where pip reaches PyPI; then see README "GPU self-check"
+#   scripts/fetch_gpu_wheels.sh                        # where pip reaches PyPI
+#   PYTHON_VERSION=3.10 scripts/fetch_gpu_wheels.sh    # for another Python on the GPU machine
 #
-# The GPU image already has torch, torchvision, numpy, opencv, scipy, pyyaml, pillow, tqdm, matplotlib, timm,
-# huggingface_hub, safetensors, onnx, onnxruntime, requests; it lacks albumentations, cityscapesscripts and
-# segmentation-models-pytorch. Their Requires-Dist, followed recursively, minus what the image has:
+# Such environments have torch, torchvision, numpy, opencv, scipy, pyyaml, pillow, tqdm, matplotlib, onnx,
+# onnxruntime and requests; they lack albumentations, cityscapesscripts and segmentation-models-pytorch. Their
+# Requires-Dist, followed recursively, minus what such an environment has:
 #   albumentations -> albucore (-> simsimd, stringzilla), pydantic (-> pydantic-core, annotated-types,
-#                     typing-inspection, typing-extensions>=4.16: newer than the image may have, so carried)
+#                     typing-inspection, typing-extensions>=4.16: newer than the machine may have, so carried)
 #   cityscapesscripts -> appdirs, coloredlogs (-> humanfriendly), pyquaternion; NOT its "typing" requirement:
 #                     the PyPI backport would shadow the standard library's typing under PYTHONPATH
-#   segmentation-models-pytorch -> (all in the image)
+#   segmentation-models-pytorch -> timm, huggingface_hub, safetensors (usually there; smp is imported only for
+#                     the optional Lovasz and Dice losses, which the self-check does not use)
 # Versions are the ones this checkout's .venv has (the tested set), else the pins below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEST=.whl
+PYTHON_VERSION=${PYTHON_VERSION:-3.12}
 PIP=(python3 -m pip)
 PY=python3
 if [ -x .venv/bin/python ]; then PIP=(.venv/bin/python -m pip); PY=.venv/bin/python; fi
@@ -40,7 +44,7 @@ PACKAGES=(
   segmentation-models-pytorch==0.6.0
 )
 
-# Keep .whl/ out of git (and so out of commits), but still carried by the device tool's `carry`.
+# Keep .whl/ out of git (and so out of commits); it is copied with the folder all the same.
 EXCLUDE=$(git rev-parse --git-path info/exclude)
 mkdir -p "$(dirname "$EXCLUDE")"
 touch "$EXCLUDE"
@@ -60,7 +64,7 @@ PYEOF
 done
 echo "downloading into $DEST/: ${specs[*]}"
 for spec in "${specs[@]}"; do
-  "${PIP[@]}" download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+  "${PIP[@]}" download --quiet --no-deps --only-binary=:all: --python-version "$PYTHON_VERSION" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$DEST" "$spec"
 done

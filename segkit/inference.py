@@ -128,9 +128,35 @@ def resize_images(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(images.shape[-2:]) == tuple(size):
         return images
     shrinking = size[0] <= images.shape[-2] and size[1] <= images.shape[-1]
-    if shrinking:
-        return F.interpolate(images, size=size, mode="area")
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if not shrinking:
+        return F.interpolate(images, size=size, mode="bilinear", align_corners=False)
+    if all(n % m == 0 for n, m in zip(images.shape[-2:], size)):
+        return F.interpolate(images, size=size, mode="area")  # an average pool: exports as one
+    return area_resize(images, size)
+
+
+def area_resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``F.interpolate(mode="area")`` (adaptive average pooling: output cell i averages input cells
+    floor(i·n/m) to ceil((i+1)·n/m) - 1) at any factor, one axis at a time as a few weighted gathers of constant
+    indices. A non-integer factor (odd photo sizes at half resolution) then exports to ONNX, OpenVINO and LiteRT,
+    where the exporter rejects adaptive pooling."""
+    for dim, m in ((-2, size[0]), (-1, size[1])):
+        n = images.shape[dim]
+        if n == m:
+            continue
+        starts = [i * n // m for i in range(m)]
+        ends = [-(-(i + 1) * n // m) for i in range(m)]
+        shape = [1] * images.dim()
+        shape[dim] = m
+        out = None
+        for k in range(max(e - s for s, e in zip(starts, ends))):
+            index = torch.tensor([min(s + k, n - 1) for s in starts], device=images.device)
+            weight = torch.tensor([1.0 / (e - s) if s + k < e else 0.0 for s, e in zip(starts, ends)],
+                                  dtype=images.dtype, device=images.device).view(shape)
+            term = images.index_select(dim, index) * weight
+            out = term if out is None else out + term
+        images = out
+    return images
 
 
 def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -64,3 +64,18 @@ def test_exported_label_graph_keeps_labels_aligned_with_the_photo(grid_probe):
     session = ort_session(grid_graph(grid_probe.model(), plan_for((512, 1024), "full", 8), labels=True))
     labels = session.run(None, {"images": image_to_tensor(image, "tf")[None].contiguous().numpy()})[0][0]
     assert np.array_equal(labels, grid_probe.expected(image, 1, "full"))
+
+
+def test_odd_photo_sizes_at_half_resolution_export(small_model, tmp_path):
+    # 375x500 at half resolution is an area resize by a non-integer factor: the ONNX exporter rejected it
+    # (adaptive_avg_pool2d), so tools/export.py --resolution half and tools/quantize.py ended in a traceback
+    from segkit.deploy.export import PhotoLogits, photo_graph
+
+    parity = export_onnx(small_model, tmp_path / "half.onnx", (375, 500), labels=True, resolution="half")
+    assert parity.label_agreement >= 99.9
+    plan = plan_for((375, 501), "half", small_model.output_stride)
+    photo = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 375, 501, 3), dtype=np.uint8))
+    logits = ort_session(photo_graph(small_model, "tf", plan)).run(None, {"images": photo.numpy()})[0]
+    with torch.no_grad():
+        expected = PhotoLogits(small_model, "tf", plan)(photo)
+    assert np.abs(logits - expected.numpy()).max() < 1e-4 * max(1.0, expected.abs().max().item())

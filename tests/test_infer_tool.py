@@ -137,6 +137,18 @@ def test_clip_and_frame_sequence_to_overlay_videos(workdir, clips):
         assert result.stdout.count("no display here") == 1
 
 
+def test_videos_sharing_a_name_all_get_outputs(workdir, clips):
+    # day/clip.mp4 and night/clip.mp4 both wrote clip_overlay.mp4 (and their labels into one folder)
+    for folder, count in (("day", 3), ("night", 4)):
+        (workdir / folder).mkdir()
+        clips.write(workdir / folder / "clip.mp4", clips.frames(count))
+    result = infer(workdir, "day/clip.mp4", "night/clip.mp4", "--backend", "torch", "--out", "o", "--save-labels")
+    assert result.returncode == 0, result.stderr
+    for folder, count in (("day", 3), ("night", 4)):
+        assert clips.facts(workdir / "o" / folder / "clip_overlay.mp4")[0] == count
+        assert len(list((workdir / "o" / folder / "clip_labelIds").glob("clip_*_labelIds.png"))) == count
+
+
 def test_bad_video_inputs_fail_in_one_line(workdir, clips, tool, capfd):
     (workdir / "notes.mp4").write_text("not a video")
     (workdir / "mixed").mkdir()

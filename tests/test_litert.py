@@ -86,3 +86,13 @@ def test_the_phone_graphs_output_is_described_as_it_is(head, skip, resolution, s
         shape = tuple(PhoneGraph(model, "tf", plan)(torch.zeros(1, 128, 256, 3, dtype=torch.uint8)).shape)
     text = describe_output(model, plan)
     assert str(shape) in text and f"1/{stride} of the photo" in text, text
+
+
+def test_odd_photo_sizes_at_half_resolution_convert(small_checkpoint, tmp_path):
+    # a non-integer area factor (75x101 -> 38x50) exported as an adaptive pooling the converters rejected
+    path, model, config = small_checkpoint
+    tool = [sys.executable, str(ROOT / "tools" / "export.py"), "--checkpoint", str(path), "--format", "tflite",
+            "--out", "odd.tflite", "--height", "75", "--width", "101", "--resolution", "half"]
+    result = subprocess.run(tool, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "labels agree on" in result.stdout and "1/16 of the photo" in result.stdout and not result.stderr

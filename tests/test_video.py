@@ -1,4 +1,4 @@
-"""segkit.deploy.video: a clip (a moving crop of the synthetic city) to an overlay video of its frame count, size and
+"""segkit.video: a clip (a moving crop of the synthetic city) to an overlay video of its frame count, size and
 rate, each frame's labels those of Predictor.predict on that frame; --every, --max-frames, frame sequences,
 smoothing, and each bad input in one sentence with no file left behind."""
 import cv2
@@ -8,7 +8,7 @@ import torch
 
 from segkit.data.labels import to_label_ids
 from segkit.predict import Predictor
-from segkit.deploy.video import Smoother, StillsSource, VideoOptions, open_camera, open_video, segment_video
+from segkit.video import Smoother, StillsSource, VideoOptions, open_camera, open_video, segment_video
 from segkit.errors import UserError
 
 FRAMES, HEIGHT, WIDTH = 10, 96, 160

@@ -13,9 +13,10 @@ Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.b
 patterns. For an input NAME.ext the outputs are NAME_color.png (the checkpoint's class colours), NAME_overlay.png
 (the mask blended on the photo) and NAME_labelIds.png (single channel, the class table's mask values: Cityscapes
 labelIds, what the official tools read) in --out, by default the folder `infer/` beside the checkpoint
-(runs/<name>/infer/). Inputs that share a NAME keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from
-different folders, their folder (day/a.png, night/a.png -> day/a, night/a): no output overwrites another. Photos
-are turned upright by their EXIF orientation (phone photos), as image viewers show them.
+(runs/<name>/infer/). Inputs (photos and videos) that share a NAME keep their extension in it (a.png, a.jpg ->
+a_png, a_jpg) or, from different folders, their folder (day/clip.mp4, night/clip.mp4 -> day/clip_overlay.mp4,
+night/clip_overlay.mp4): no output overwrites another. Photos are turned upright by their EXIF orientation (phone
+photos), as image viewers show them.
 
 Videos: a file with a video extension (.mp4, .avi, .mov, .mkv, ...: whatever OpenCV's FFmpeg decodes), the
 inputs as one ordered frame sequence with --video (frame rate --fps, Cityscapes' 17 by default), or a camera with
@@ -40,7 +41,7 @@ from tqdm import tqdm
 from segkit.cli import main_guard, resolve_checkpoint, user_message
 from segkit.deploy.backends import BACKEND_CHOICES
 from segkit.deploy.photos import expand_inputs, load_photo, output_names, write_outputs
-from segkit.deploy.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera,
+from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera,
                                  open_video, segment_video)
 from segkit.errors import UserError
 from segkit.predict import Predictor
@@ -101,12 +102,13 @@ def main(argv=None) -> int:
     print(f"backend {predictor.backend_name}, resolution {args.resolution}, writing to {out_dir}")
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
+    names = output_names(photos + videos)  # photos and videos that share a stem keep their outputs apart
     if photos:
-        segment_photos(photos, predictor, out_dir, args.resolution, failures)
+        segment_photos(photos, names[: len(photos)], predictor, out_dir, args.resolution, failures)
     sources = [lambda: open_camera(args.camera)] if args.camera is not None else []
     if args.video and paths:
         sources.append(lambda: StillsSource(paths, sequence_name(args.inputs), args.fps))
-    sources += [lambda path=path: open_video(path) for path in videos]
+    sources += [lambda path=path, name=name: open_video(path, name) for path, name in zip(videos, names[len(photos):])]
     said = set()
     for source in sources:
         if segment_one_video(source, predictor, out_dir, options, failures, said):
@@ -114,9 +116,10 @@ def main(argv=None) -> int:
     return 1 if failures else 0
 
 
-def segment_photos(paths: list[Path], predictor: Predictor, out_dir: Path, resolution: str, failures: list) -> None:
+def segment_photos(paths: list[Path], names: list[str], predictor: Predictor, out_dir: Path, resolution: str,
+                   failures: list) -> None:
     latencies, sizes, attempted = [], set(), len(paths) + len(failures)  # failures so far: inputs naming nothing
-    bar = tqdm(list(zip(paths, output_names(paths))), unit="image", disable=len(paths) < 2, file=sys.stderr)
+    bar = tqdm(list(zip(paths, names)), unit="image", disable=len(paths) < 2, file=sys.stderr)
     for path, name in bar:
         try:
             image = load_photo(path)

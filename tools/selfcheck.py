@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One-call self-check of the whole pipeline on a device, with one summary table (the package segkit.selfcheck).
 
-    python tools/selfcheck.py --cuda --json selfcheck.json          # a lent GPU: sized for < 5 min, one H100
+    python tools/selfcheck.py --cuda --json selfcheck.json          # a GPU: sized for < 5 min on one H100
     python tools/selfcheck.py --device cpu --quick --json out.json   # the same steps, shrunk (CI, ~1 min)
 
 Everything runs on a synthetic city made on the spot in a temporary folder (nothing from the network), each step

@@ -15,7 +15,7 @@ from torch import nn
 from segkit.benchmark.backends import backend_predictors
 from segkit.config import Config
 from segkit.data.synthetic import generate_scene
-from segkit.deploy.video import CITYSCAPES_FPS, VideoOptions, open_video, segment_video
+from segkit.video import CITYSCAPES_FPS, VideoOptions, open_video, segment_video
 
 CLIP_SIZE = (1024, 2048)  # a Cityscapes frame
 CLIP_FRAMES = 24

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 # albumentations asks PyPI for a newer version on import: none of segkit's business, and on an offline machine
-# (a lent GPU, CI without internet) every process waits for that request to time out.
+# (a GPU machine or CI without internet access) every process waits for that request to time out.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import albumentations as A  # noqa: E402

@@ -77,7 +77,7 @@ class CaptureSource(FrameSource):
         while frame is not None:
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            yield Frame(index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f"{self.name}_{index:06d}")
+            yield Frame(index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), f"{Path(self.name).name}_{index:06d}")
             ok, frame = self.capture.read()
             frame, index = (frame if ok else None), index + 1
 
@@ -85,7 +85,9 @@ class CaptureSource(FrameSource):
         self.capture.release()
 
 
-def open_video(path) -> CaptureSource:
+def open_video(path, name: str | None = None) -> CaptureSource:
+    """A video file as frames; ``name``: the stem of its outputs (default the file's; ``output_names`` keeps the
+    outputs of files that share a stem apart, e.g. "day/clip")."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: file does not exist")
@@ -94,7 +96,7 @@ def open_video(path) -> CaptureSource:
     if not capture.isOpened():
         raise UserError(f"{path}: OpenCV cannot open it as a video (not a video, or a codec its FFmpeg lacks); "
                         "convert it, e.g. to H.264 .mp4.")
-    return CaptureSource(capture, path.stem, str(path))
+    return CaptureSource(capture, name or path.stem, str(path))
 
 
 def open_camera(index: int) -> CaptureSource:
