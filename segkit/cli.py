@@ -12,8 +12,10 @@ from segkit.config import load_config
 from segkit.data.classes import class_table
 from segkit.errors import UserError, abbreviate
 from segkit.models import load_model
+from segkit.weights import WEIGHTS, lookup, weights_path
 
-TRAIN_HINT = "train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint"
+TRAIN_HINT = ("train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint, "
+              "or --weights NAME (python tools/weights.py list)")
 # The library's parameters and the flags that set them in the tools: a UserError about ``device='cuda:3'`` reads
 # ``--device 'cuda:3'`` on the command line.
 FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root", "checkpoint": "--checkpoint",
@@ -22,7 +24,7 @@ FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root
          "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
          "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed",
          "opset": "--opset", "calib": "--calib", "calib_images": "--calib-images", "keep_float": "--keep-float",
-         "max_drop": "--max-drop", "format": "--format", "classes": "--classes"}
+         "max_drop": "--max-drop", "format": "--format", "classes": "--classes", "weights": "--weights"}
 
 
 def user_message(exc: BaseException) -> str:
@@ -55,16 +57,36 @@ def main_guard(main):
     return wrapper
 
 
-def resolve_checkpoint(value: str | None, runs: str | Path = "runs") -> Path:
-    """``--checkpoint`` as given, else the newest ``runs/*/best.pt`` (said on stdout), else one clear error."""
+def resolve_checkpoint(value: str | None, runs: str | Path = "runs", weights: str | None = None,
+                       fallback: str | None = None) -> Path:
+    """``--checkpoint`` as given, or ``--weights NAME``'s checkpoint (fetched on first use), else the newest
+    ``runs/*/best.pt`` (said on stdout), else the named ``fallback`` weights (said), else one clear error."""
+    if value and weights:
+        raise UserError("give --checkpoint or --weights, not both.")
+    if weights:
+        lookup(weights, segmentation=True)
+        return weights_path(weights)
     if value:
         return Path(value)
     latest = find_latest_checkpoint(runs, "best.pt")
+    if latest is None and fallback:
+        print(f"no checkpoint given and none in {Path(runs) / '*' / 'best.pt'}: using the authors' {fallback} "
+              "(pass --checkpoint or --weights to choose)")
+        return weights_path(fallback)
     if latest is None:
         raise UserError(f"no checkpoint given and none found as {Path(runs) / '*' / 'best.pt'} in {Path.cwd()}; "
                         f"{TRAIN_HINT}.")
     print(f"using the newest checkpoint {latest} (pass --checkpoint to choose another)")
     return latest
+
+
+def add_model_arguments(parser, required: bool = False, default: str = "the newest runs/*/best.pt") -> None:
+    """``--checkpoint CKPT`` or ``--weights NAME`` (the authors' models by name, fetched on first use)."""
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--checkpoint", help=f"a segkit checkpoint{'' if required else f' (default: {default})'}")
+    names = tuple(name for name, entry in WEIGHTS.items() if entry.segmentation)
+    group.add_argument("--weights", choices=names, metavar="NAME",
+                       help=f"the authors' model by name, fetched and converted on first use: {', '.join(names)}")
 
 
 def checkpoint_model(checkpoint, config_path: str | None = None, overrides=()):

@@ -2,6 +2,7 @@
 
     from segkit.predict import Predictor, overlay
     predictor = Predictor.from_checkpoint("runs/lraspp_large/best.pt")      # backend="auto"
+    predictor = Predictor.from_pretrained("mnv3-large-cityscapes")          # the authors' model, fetched once
     labels = predictor.predict(image)                # (H, W) uint8 class indices (Cityscapes: trainIds)
     Image.fromarray(overlay(image, labels, table=predictor.table))   # the checkpoint's class colours
 
@@ -78,6 +79,15 @@ class Predictor:
         model, config, state = load_model(path)
         return cls.from_model(model, config.data.normalize, backend, device, threads, Path(path), quantized,
                               checkpoint_classes(state))
+
+    @classmethod
+    def from_pretrained(cls, name: str, backend: str = "auto", device=None, threads: int | None = None) -> "Predictor":
+        """The authors' model ``name`` (``segkit.weights``: "mnv3-large-cityscapes", "mnv3-small-cityscapes"),
+        fetched and converted into the cache on first use."""
+        from segkit.weights import lookup, weights_path
+
+        lookup(name, segmentation=True)
+        return cls.from_checkpoint(weights_path(name), backend, device, threads)
 
     @property
     def backend_name(self) -> str:

@@ -1,4 +1,5 @@
 import urllib.error
+import urllib.request
 
 import pytest
 import torch
@@ -83,14 +84,18 @@ def test_missing_and_corrupt_files_are_user_errors(tmp_path):
         load_torchvision(mobilenet_v3("small"), bad)
 
 
-def test_imagenet_download_offline_is_one_clear_error(monkeypatch):
+def test_imagenet_download_offline_is_one_clear_error(monkeypatch, tmp_path):
+    # torchvision's weights come through segkit's cache (segkit.weights): offline, one line naming the address
+    monkeypatch.setenv("SEGKIT_HOME", str(tmp_path))
+    monkeypatch.delenv("SEGKIT_WEIGHTS_MIRROR", raising=False)
+
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(UserError, match="offline") as info:
         load_pretrained(build_model(ModelConfig()), "mobilenet_v3_large", "imagenet")
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "mobilenet_v3_large-8738ca79.pth" in str(info.value)
 
 
 def test_imagenet_for_minimalistic_is_refused():

@@ -33,12 +33,15 @@ from segkit.benchmark.data import data_report
 from segkit.benchmark.phone import phone_table
 from segkit.benchmark.table7 import benchmark_config, table7_report
 from segkit.benchmark.video import video_report, video_text
-from segkit.cli import checkpoint_model, main_guard
+from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import load_config
 from segkit.data.images import read_image
 from segkit.deploy.backends import default_backend
 from segkit.errors import UserError
 from segkit.resolutions import RESOLUTIONS
+from segkit.weights import WEIGHTS
+
+SEGMENTATION_WEIGHTS = tuple(name for name, entry in WEIGHTS.items() if entry.segmentation)
 
 TABLE7_DIR = Path(__file__).resolve().parents[1] / "configs" / "table7"
 
@@ -60,7 +63,10 @@ def parse_args(argv=None):
     parser.add_argument("--no-latency", action="store_true", help="count params and MAdds only")
     parser.add_argument("--runtime", choices=("torch", "litert"), default="torch",
                         help="with --table7: time eager PyTorch (default) or the phone runtime (LiteRT)")
-    parser.add_argument("--checkpoint", help="with --backend: trained weights (and, without CONFIG, their config)")
+    model = parser.add_mutually_exclusive_group()
+    model.add_argument("--checkpoint", help="with --backend: trained weights (and, without CONFIG, their config)")
+    model.add_argument("--weights", choices=SEGMENTATION_WEIGHTS, metavar="NAME",
+                       help=f"with --backend: the authors' model by name ({', '.join(SEGMENTATION_WEIGHTS)})")
     parser.add_argument("--image", help="with --backend: a photo to segment instead of random noise")
     parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
                         "training step (at the config's data.crop_size and train.batch_size)")
@@ -84,6 +90,8 @@ def parse_backends(text: str) -> tuple[str, ...]:
 @main_guard
 def main(argv=None):
     args = parse_args(argv)
+    if args.weights:
+        args.checkpoint = str(resolve_checkpoint(None, weights=args.weights))
     check_args(args)
     torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
     photo = read_image(args.image) if args.image else None

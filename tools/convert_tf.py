@@ -18,14 +18,11 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from segkit.cli import main_guard
-from segkit.complexity import count_parameters
-from segkit.config import load_config
 from segkit.checkpoint import save_checkpoint
+from segkit.cli import main_guard
+from segkit.config import load_config
 from segkit.errors import UserError
-from segkit.models import build_model
-from segkit.models.tf_checkpoint import read_tf_checkpoint
-from segkit.models.tf_weights import convert_tf_checkpoint, describe, configured_architecture
+from segkit.models.tf_weights import configured_architecture, convert_to_checkpoint, describe
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -58,20 +55,16 @@ def skipped_summary(names: list[str]) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     config = load_config(args.config, args.overrides)
-    config.model.pretrained = ""  # the weights come from SOURCE
-    checkpoint = read_tf_checkpoint(args.source)
-    model = build_model(config.model)
-    conversion = convert_tf_checkpoint(checkpoint.tensors, model, config.model, args.source, known_configs())
-    model.load_state_dict(conversion.state_dict)
-    state = {"model": model.state_dict(), "config": config.to_dict(), "iteration": conversion.global_step,
-             "converted_from": checkpoint.prefix}
+    state, conversion = convert_to_checkpoint(args.source, config, known_configs())
     try:
         save_checkpoint(args.out, state)
     except OSError as e:
         raise UserError(f"cannot write {args.out} ({e.strerror}); choose another --out.") from None
-    print(f"read {checkpoint.prefix}: {len(checkpoint.tensors)} variables")
+    parameters = sum(tensor.numel() for key, tensor in state["model"].items()
+                     if not key.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    print(f"read {state['converted_from']}: {len(conversion.loaded) + len(conversion.skipped)} variables")
     print(f"loaded {len(conversion.loaded)} into {describe(configured_architecture(config.model))}, output stride "
-          f"{config.model.output_stride} ({count_parameters(model):,} parameters)")
+          f"{config.model.output_stride} ({parameters:,} parameters)")
     if conversion.skipped:
         print(f"skipped {len(conversion.skipped)} (training state): {skipped_summary(conversion.skipped)}")
     print(f"wrote {args.out} (config {config.name}, step {conversion.global_step}); try:\n"

@@ -18,7 +18,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from segkit.cli import checkpoint_model, main_guard, resolve_checkpoint
+from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
 from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.deploy.backend import BackendOptions
@@ -37,7 +37,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?",
                         help="config file for the data set and evaluation settings (default: the checkpoint's own)")
-    parser.add_argument("--checkpoint", help="checkpoint file (default: the newest runs/*/best.pt)")
+    add_model_arguments(parser)
     parser.add_argument("--data-root", help="data set root (Cityscapes: leftImg8bit/ and gtFine/; folder layout: "
                         "images/ and masks/)")
     parser.add_argument("--split", choices=SPLITS, help="split to evaluate (default: the config's eval.split)")
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     tta = _parse_tta(args.tta)
     window = SlidingWindow.parse(args.sliding_window) if args.sliding_window else None
     device = resolve_device(args.device)
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights)
     print(f"checkpoint: {checkpoint}")
     model, config, table = checkpoint_model(checkpoint, args.config)
 

@@ -28,7 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segkit.cli import checkpoint_model, main_guard
+from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.deploy.export import OPSET, export_onnx
 from segkit.deploy.litert import describe_output, export_tflite
 from segkit.errors import UserError
@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", nargs="?", help="config file (optional; must agree with the checkpoint's network, "
                         "normalisation and classes)")
-    parser.add_argument("--checkpoint", required=True, help="checkpoint to export")
+    add_model_arguments(parser, required=True)
     parser.add_argument("--out", required=True, help="file to write (.onnx, or .tflite with --format tflite)")
     parser.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
                         help="ONNX (normalised float input) or LiteRT for phones (uint8 photo input)")
@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if min(args.height, args.width) < MIN_PHOTO_SIZE:
         raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
-    model, config, table = checkpoint_model(args.checkpoint, args.config)
+    model, config, table = checkpoint_model(resolve_checkpoint(args.checkpoint, weights=args.weights), args.config)
     size = (args.height, args.width)
     if args.format == "tflite":
         parity = export_tflite(model, args.out, size, config.data.normalize, args.resolution, labels=args.labels)

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from segkit.cli import main_guard, resolve_checkpoint, user_message
+from segkit.cli import add_model_arguments, main_guard, resolve_checkpoint, user_message
 from segkit.deploy.backends import BACKEND_CHOICES
 from segkit.deploy.photos import expand_inputs, load_photo, output_names, write_outputs
 from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera,
@@ -46,13 +46,14 @@ from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoO
 from segkit.errors import UserError
 from segkit.predict import Predictor
 from segkit.resolutions import RESOLUTIONS
+from segkit.weights import DEFAULT as DEFAULT_WEIGHTS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", metavar="IMAGE_VIDEO_DIR_OR_GLOB",
                         help="images, videos, folders or glob patterns")
-    parser.add_argument("--checkpoint", help="model checkpoint (default: the newest runs/*/best.pt)")
+    add_model_arguments(parser, default=f"the newest runs/*/best.pt, else --weights {DEFAULT_WEIGHTS}")
     parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
     parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
                         help="run the network on the full image or on it downsampled by 2 (default: full)")
@@ -91,7 +92,7 @@ def main(argv=None) -> int:
                            args.show)
     if args.threads is not None and args.threads >= 1:
         torch.set_num_threads(args.threads)  # this process's PyTorch pool (the runtimes get theirs from the backend)
-    checkpoint = resolve_checkpoint(args.checkpoint)
+    checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights, fallback=DEFAULT_WEIGHTS)
     predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads,
                                           quantized=Path(args.quantized) if args.quantized else None)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"

@@ -51,7 +51,8 @@ class ModelConfig:
     head_channels: int = 128  # F in Table 7
     skip: bool | None = None  # low-level skip; None = the paper's choice (on for LR-ASPP, off for R-ASPP)
     num_classes: int | None = None  # None: the data's class table's count (data.classes; Cityscapes': 19)
-    # "" = random init, "imagenet" = torchvision weights API (downloads), or a path: a segkit checkpoint, a
+    # "" = random init, a name of segkit.weights (tools/weights.py list; fetched on first use), "imagenet" =
+    # torchvision's weights of the backbone (the same, by backbone), or a path: a segkit checkpoint, a
     # torchvision state dict, or a TF checkpoint (slim ImageNet, the authors' DeepLab models).
     pretrained: str = ""
     # LR-ASPP gate pooling, as the TF flags image_pooling_crop_size / image_pooling_stride. None: the training crop

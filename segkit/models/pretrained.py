@@ -23,6 +23,7 @@ from segkit.data.classes import ClassTable
 from segkit.errors import UserError, abbreviate
 from segkit.models.tf_checkpoint import read_tf_checkpoint
 from segkit.models.tf_weights import is_training_state, tf_names
+from segkit.weights import TORCHVISION_IMAGENET, WEIGHTS, weights_path
 
 
 @dataclass
@@ -125,23 +126,14 @@ def _state_dict_of(state: dict, path: Path) -> dict:
     return state
 
 
-def imagenet_state_dict(backbone_name: str) -> dict:
-    """torchvision's ImageNet weights for ``backbone_name``, via its weights API (downloads on first use)."""
-    from torchvision import models
-
-    weights = {
-        "mobilenet_v3_large": models.MobileNet_V3_Large_Weights.IMAGENET1K_V1,
-        "mobilenet_v3_small": models.MobileNet_V3_Small_Weights.IMAGENET1K_V1,
-        "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1,
-    }.get(backbone_name)
-    if weights is None:
+def imagenet_weights(backbone_name: str) -> Path:
+    """torchvision's ImageNet weights file for ``backbone_name`` (``model.pretrained=imagenet``), fetched into
+    segkit's cache on first use (``segkit.weights``: the mirror, the hash check)."""
+    name = TORCHVISION_IMAGENET.get(backbone_name)
+    if name is None:
         raise UserError(f"torchvision has no ImageNet weights for {backbone_name}; set model.pretrained to slim's "
                         "TF checkpoint (e.g. v3-large-minimalistic_224_1.0_float.tgz) or leave it empty.")
-    try:
-        return weights.get_state_dict(progress=False)
-    except Exception as exc:  # offline: URLError / OSError / RuntimeError from the hub download
-        raise UserError(f"could not download torchvision's {backbone_name} ImageNet weights ({exc}); "
-                        "this machine may be offline: download them elsewhere and set model.pretrained=PATH.") from None
+    return weights_path(name)
 
 
 def load_tf(model: nn.Module, source) -> LoadReport:
@@ -225,20 +217,23 @@ def _per_class(source, target, source_names, target_names) -> bool:
 
 def load_pretrained(model: nn.Module, backbone_name: str, spec: str, classes=None,
                     by_name: bool = False) -> LoadReport:
-    """Initialise ``model`` (a Segmentor) from ``spec``: "imagenet" (torchvision's weights API), a segkit
-    checkpoint (.pt with model and config), a torchvision state dict file, or a TF checkpoint (prefix, .index,
-    folder or .tar.gz/.tgz: slim's ImageNet MobileNetV3 or the authors' DeepLab models). Prints the report.
+    """Initialise ``model`` (a Segmentor) from ``spec``: a name of ``segkit.weights`` (fetched on first use),
+    "imagenet" (torchvision's weights for the backbone), a segkit checkpoint (.pt with model and config), a
+    torchvision state dict file, or a TF checkpoint (prefix, .index, folder or .tar.gz/.tgz: slim's ImageNet
+    MobileNetV3 or the authors' DeepLab models). Prints the report.
 
     Classifiers belong to classes, not to a count: where the weights' classes (a segkit checkpoint's table; the
     authors' DeepLab models: Cityscapes') are not ``classes`` (the model's, in order; default Cityscapes'), the
     classifiers keep their initialisation, and with ``by_name`` the rows of the classes both name (road -> road)
     take the weights' rows."""
+    if spec in WEIGHTS:  # a name (tools/weights.py list): its file, fetched on first use
+        spec = str(weights_path(spec))
     path = Path(spec)
     classes = tuple(classes) if classes is not None else ClassTable.cityscapes().names
     initial = {key: value.clone() for key, value in model.state_dict().items() if is_classifier(key)}
     source, source_names = None, None
     if spec == "imagenet":
-        report = load_torchvision(model.backbone, imagenet_state_dict(backbone_name))
+        report = load_torchvision(model.backbone, imagenet_weights(backbone_name))
     elif path.is_file() and zipfile.is_zipfile(path):  # torch.save's format
         state = _read_torch_file(path)
         if "model" in state and "config" in state and isinstance(state["model"], dict):

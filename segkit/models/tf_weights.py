@@ -237,3 +237,23 @@ def convert_tf_checkpoint(tensors: dict[str, np.ndarray], model: Segmentor, conf
         state[key] = variable.to_torch(variables[variable.name])
     step = tensors.get("global_step")
     return Conversion(state, sorted(used), skipped, int(step) if step is not None and np.size(step) == 1 else 0)
+
+
+def convert_to_checkpoint(source, config, known_configs: dict[str, ModelConfig] | None = None
+                          ) -> tuple[dict, Conversion]:
+    """A TF DeepLab checkpoint (prefix, folder or archive: ``read_tf_checkpoint``) as a segkit checkpoint (the
+    dict ``save_checkpoint`` writes: ``model``, ``config``, ``iteration``) of the network ``config`` builds,
+    converted strictly (``convert_tf_checkpoint``), and the conversion's record."""
+    import dataclasses
+
+    from segkit.models import build_model
+    from segkit.models.tf_checkpoint import read_tf_checkpoint
+
+    checkpoint = read_tf_checkpoint(source)
+    config.model = dataclasses.replace(config.model, pretrained="")  # the weights come from ``source``
+    model = build_model(config.model)
+    conversion = convert_tf_checkpoint(checkpoint.tensors, model, config.model, str(source), known_configs)
+    model.load_state_dict(conversion.state_dict)
+    return ({"model": model.state_dict(), "config": config.to_dict(), "iteration": conversion.global_step,
+             "converted_from": checkpoint.prefix}, conversion)
+
