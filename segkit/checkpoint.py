@@ -5,7 +5,8 @@ A checkpoint is a dict saved with ``torch.save`` and loadable with ``torch.load(
 ``segkit.data.classes``); a resumable one also holds ``optimizer``,
 ``scheduler``, ``scaler``, ``rng`` (from ``capture_rng_state``) and the sampler position. Everything in it must
 be tensors or plain Python data, or the weights-only loader refuses it. Building the model a checkpoint describes
-is ``segkit.models.load_model``.
+is ``segkit.models.load_model``. PyTorch is imported by the functions that need it: finding the newest checkpoint
+(``tools/infer.py`` with a cached deploy bundle) does not.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from segkit.data.classes import ClassTable
 from segkit.errors import UserError
@@ -26,6 +26,8 @@ REQUIRED_KEYS = ("model", "config", "iteration")
 
 def load_checkpoint(path, map_location="cpu") -> dict:
     """Load a segkit checkpoint with the weights-only unpickler; UserError for anything a user can fix."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint={str(path)!r} does not exist; train one with tools/train.py.", "checkpoint")
@@ -59,6 +61,8 @@ def _first_line(error: BaseException) -> str:
 
 def save_checkpoint(path, state: dict) -> None:
     """Write ``state`` to ``path`` so that a crash at any moment leaves either the old or the new file, whole."""
+    import torch
+
     with atomic_open(path, "wb", fsync=True) as f:
         torch.save(state, f)
 
@@ -72,6 +76,8 @@ def find_latest_checkpoint(runs_dir="runs", name="best.pt") -> Path | None:
 def capture_rng_state() -> dict:
     """Python, NumPy (global), torch CPU and this process's CUDA device generator states, as tensors and plain
     data (every rank of a DDP run captures its own; the trainer gathers them)."""
+    import torch
+
     version, mt_state, gauss_next = random.getstate()
     _, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
     state = {
@@ -88,6 +94,8 @@ def capture_rng_state() -> dict:
 def restore_rng_state(state: dict) -> None:
     """Inverse of ``capture_rng_state``. ``state`` holds CPU tensors (checkpoints are loaded on the CPU whatever
     the training device); a CUDA state goes to the current device (older checkpoints: one per device)."""
+    import torch
+
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"].tolist()), python["gauss_next"]))
     numpy = state["numpy"]

@@ -11,7 +11,6 @@ from segkit.checkpoint import checkpoint_classes, find_latest_checkpoint
 from segkit.config import load_config
 from segkit.data.classes import class_table
 from segkit.errors import UserError, abbreviate
-from segkit.models import load_model
 from segkit.weights import WEIGHTS, lookup, weights_path
 
 TRAIN_HINT = ("train one with `python tools/train.py configs/lraspp_large.py` (or `make demo`), or pass --checkpoint, "
@@ -93,6 +92,8 @@ def checkpoint_model(checkpoint, config_path: str | None = None, overrides=()):
     """``(model, config, class table)`` of a checkpoint. What its weights were trained with -- the network, the
     normalisation, the class table -- is the checkpoint's; a CONFIG file adds the rest (the data set, evaluation
     settings) and must agree with the checkpoint on those, else one line naming the first field that differs."""
+    from segkit.models import load_model  # PyTorch: only where a tool builds the model
+
     model, config, state = load_model(checkpoint)
     table = checkpoint_classes(state)
     if not config_path:

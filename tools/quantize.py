@@ -6,15 +6,18 @@ and keep them only if they keep the model's accuracy.
     python tools/quantize.py --checkpoint CKPT --calib photos/ --format litert --max-drop 0.5
     python tools/quantize.py --checkpoint CKPT --calib train --keep-float stem,classifier
 
-Post-training static quantization: int8 weights per output channel, int8 activations, calibrated on at most
---calib-images photos (a folder, searched recursively, or a split of the checkpoint's data set), resized to the
-evaluation photos' size where they differ (said on stdout). The graphs start at the photo's uint8 pixels and are
-made for that one photo size, one per resolution. Then both the int8 graphs and the float model are scored on
---split with the same evaluator; the graphs are written to --out (default: CKPT_STEM.int8/ beside the checkpoint,
-with quantized.json) only if their mIoU is at most --max-drop points below the float model's at every resolution.
-Both figures are printed either way; a graph that fails the gate leaves nothing behind and the exit status is 1.
-tools/eval.py and tools/infer.py run them as --backend openvino-int8 / litert-int8, and --backend auto takes the
-OpenVINO ones once they passed. Needs the optional packages: nncf (.[quantize]) and the LiteRT ones (.[mobile]).
+Post-training static quantization: int8 weights per output channel (OpenVINO's in half the int8 range, so that
+CPUs without VNNI compute them exactly too), int8 activations, calibrated on at most --calib-images photos (a
+folder, searched recursively, or a split of the checkpoint's data set), resized to the evaluation photos' size where
+they differ (said on stdout). The graphs start at the photo's uint8 pixels and are made for that one photo size, one
+per resolution. Then both the int8 graphs and the float model are scored on --split (a split with labels) with the
+same evaluator. Only if every format's mIoU is at most --max-drop points below the float model's at every
+resolution is --out (default: CKPT_STEM.int8/ beside the checkpoint) replaced, whole, by a folder of the new graphs,
+the checkpoint's graphs there for other photo sizes, and quantized.json (with the kind of CPU the gate ran on: with
+or without VNNI). All figures are printed either way; if any format fails the gate nothing is written and the exit
+status is 1, and an error midway also leaves --out as it was. tools/eval.py and tools/infer.py run the graphs as
+--backend openvino-int8 / litert-int8, and --backend auto takes the OpenVINO ones on a CPU of the kind they passed
+on. Needs the optional packages: nncf (.[quantize]) and the LiteRT ones (.[mobile]).
 """
 from __future__ import annotations
 
@@ -22,17 +25,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from segkit.cli import checkpoint_model, main_guard
+from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.data.layouts import build_dataset, resolve_data_root
-from segkit.deploy.quantize import FORMATS, KEEP_FLOAT, QuantizeJob, calibration_photos, photo_size_of, \
-    quantize_checkpoint
+from segkit.deploy.quantize import FORMATS, KEEP_FLOAT, QuantizeJob, calibration_photos, nothing_written, \
+    photo_size_of, quantize_checkpoint
 from segkit.deploy.quantized import quantized_dir
+from segkit.errors import UserError
 from segkit.resolutions import RESOLUTIONS
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="the float checkpoint")
+    add_model_arguments(parser, required=True)
     parser.add_argument("--calib", required=True, metavar="DIR_OR_SPLIT",
                         help="calibration photos: a folder, or a split of the data set (e.g. train)")
     parser.add_argument("--format", nargs="+", choices=tuple(FORMATS), default=list(FORMATS),
@@ -54,10 +58,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 @main_guard
 def main(argv=None) -> int:
     args = parse_args(argv)
-    checkpoint = Path(args.checkpoint)
+    checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights)
     model, config, table = checkpoint_model(checkpoint)
     data_root = resolve_data_root(args.data_root, config.data.root)
     dataset = build_dataset(config.data, args.split, data_root, table=table)
+    if not dataset.has_labels:  # before any work: scoring needs them
+        raise UserError(f"--split {args.split} has no labels in {data_root} to score the int8 graphs against; use "
+                        "--split val.")
     photo_size = photo_size_of(dataset)
     calibration = calibration_photos(args.calib, photo_size, args.calib_images, data_root, config.data.layout)
     print(f"calibration: {len(calibration.photos)} photos from {calibration.source}"
@@ -70,15 +77,15 @@ def main(argv=None) -> int:
                       calibration, out, tuple(args.resolution), args.max_drop, keep_float, args.workers)
     entries = quantize_checkpoint(job)
     failed = [name for name, records in entries.items() if not all(r["validated"] for r in records)]
-    for name in entries:
-        if name not in failed:
-            print(f"wrote {out}: {name} int8 graphs for {photo_size[1]}x{photo_size[0]} photos "
-                  f"({', '.join(args.resolution)})")
     if failed:
+        passed = [name for name in entries if name not in failed]
+        alone = f", or --format {' '.join(passed)} alone" if passed else ""
         print(f"error: the {' and '.join(failed)} int8 graphs lose more than --max-drop {args.max_drop:g} mIoU "
-              "points; nothing written for them (try --keep-float stem,classifier or more --calib-images).",
+              f"points; {nothing_written(out)} (try --keep-float stem,classifier or more --calib-images{alone}).",
               file=sys.stderr)
         return 1
+    print(f"wrote {out}: {' and '.join(entries)} int8 graphs for {photo_size[1]}x{photo_size[0]} photos "
+          f"({', '.join(args.resolution)})")
     return 0
 
 

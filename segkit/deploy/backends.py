@@ -20,8 +20,9 @@ differ in how:
 
 ``"auto"`` (``make_backend``) is torch on a GPU; on a CPU the fastest path measured by ``tools/benchmark.py
 --backend all`` (BENCHMARKS.md): ``"openvino-int8"`` where the checkpoint has int8 graphs that passed their
-accuracy gate, else ``"openvino-bf16"`` where the CPU has native bfloat16, else ``"onnxruntime"``. Adding a backend
-is one class with the interface of ``segkit.deploy.backend.Backend`` and one entry in ``BACKENDS``.
+accuracy gate on a CPU of this one's kind (with or without VNNI), else ``"openvino-bf16"`` where the CPU has native
+bfloat16, else ``"onnxruntime"``. Adding a backend is one class with the interface of
+``segkit.deploy.backend.Backend`` and one entry in ``BACKENDS``.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from torch import nn
 from segkit.deploy.backend import (Backend, BackendOptions, CompiledGraphs, PhotoInput, cpu_has_bf16,
                                    openvino_compiler)
 from segkit.deploy.litert import LiteRTBackend
-from segkit.deploy.quantized import LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs
+from segkit.deploy.quantized import LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs, warn_once
 from segkit.deploy.export import head_graph, ort_session, photo_graph
 from segkit.deploy.folding import optimize_for_inference
 from segkit.devices import resolve_device
@@ -106,11 +107,7 @@ class OpenVinoBackend(Backend):
         self.graphs = CompiledGraphs(openvino_compiler(precision, options.threads))
 
     def inputs(self, photo: np.ndarray, plan: GridPlan):
-        if any(n % m for n, m in zip(plan.image_size, plan.network_size)):
-            # An area resize by a non-integer factor exports as an adaptive pooling the exporter rejects: resize
-            # outside the graph (odd photo sizes at half resolution).
-            return super().inputs(photo, plan)
-        return PhotoInput(np.ascontiguousarray(photo)[None])
+        return PhotoInput(np.ascontiguousarray(photo)[None])  # the photo graph resizes inside, at any size
 
     def logits(self, inputs, plan: GridPlan) -> torch.Tensor:
         if isinstance(inputs, PhotoInput):
@@ -144,7 +141,8 @@ def default_backend(device: torch.device | None = None) -> str:
 def make_backend(model: nn.Module, backend: str = "auto", options: BackendOptions = BackendOptions()) -> Backend:
     """The backend called ``backend`` for ``model``. "auto" is ``default_backend``, or on a CPU "openvino-int8"
     where ``options.checkpoint`` comes with OpenVINO int8 graphs that passed their accuracy gate
-    (``tools/quantize.py``), the float default taking the photo sizes they were not made for."""
+    (``tools/quantize.py``) on a CPU of this one's kind (``cpu_int8``: with or without VNNI), the float default
+    taking the photo sizes they were not made for; graphs gated on another kind are left, said once."""
     if backend not in BACKEND_CHOICES:
         raise UserError(f"backend={backend!r} is unknown; choose one of {', '.join(BACKEND_CHOICES)}.", "backend")
     if options.threads is not None and options.threads < 1:
@@ -153,6 +151,10 @@ def make_backend(model: nn.Module, backend: str = "auto", options: BackendOption
         return BACKENDS[backend](model, options)
     name = default_backend(resolve_device(options.device))
     graphs = QuantizedGraphs.read(options.quantized) if options.quantized is not None and name != "torch" else None
-    if graphs is not None and options.checkpoint is not None and graphs.validated("openvino", options.checkpoint):
-        return OpenVinoInt8Backend(model, options, fallback=BACKENDS[name](model, options))
-    return BACKENDS[name](model, options)
+    if graphs is None or options.checkpoint is None or not graphs.validated("openvino", options.checkpoint):
+        return BACKENDS[name](model, options)
+    other_cpu = graphs.other_cpu("openvino")
+    if other_cpu:
+        warn_once(f"{other_cpu}; auto uses {name} (quantize again on this machine to use them).")
+        return BACKENDS[name](model, options)
+    return OpenVinoInt8Backend(model, options, fallback=BACKENDS[name](model, options))

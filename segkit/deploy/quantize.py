@@ -3,16 +3,25 @@
 For each format the graphs of ``segkit.deploy.quantized`` are made for photos of one size (the evaluation
 split's), one per resolution, each starting at the photo's uint8 pixels (``segkit.deploy.export.PhotoLogits``):
 
-- ``"openvino"``: NNCF's post-training quantization of the OpenVINO graph (int8 weights per channel, int8
-  activations, fast bias correction), run by ``"openvino-int8"``;
+- ``"openvino"``: NNCF's post-training quantization of the OpenVINO graph (int8 weights per channel in half the
+  int8 range, NNCF's overflow fix; int8 activations; fast bias correction), run by ``"openvino-int8"``;
 - ``"litert"``: the float phone graph (``segkit.deploy.litert``) through the AI Edge Quantizer's static int8
   recipe (int8 weights per channel, int8 activations), run by ``"litert-int8"``.
 
 ``keep_float`` leaves sensitive layers in float: ``"stem"`` (the first convolution, which sees the raw photo) and
 ``"classifier"`` (the head's classifier convolutions). ``quantize_checkpoint`` then scores the int8 graphs and the
-float model on the evaluation split with one evaluator (``segkit.engine.evaluator.evaluate``) and keeps the graphs
-only where the mIoU drop stays within ``max_drop`` points at every resolution (TF deeplab's budget: 1.0); failing
-graphs are removed, nothing is left under the output folder's name.
+float model on the evaluation split (which must have labels) with one evaluator
+(``segkit.engine.evaluator.evaluate``); the mIoU drop must stay within ``max_drop`` points at every resolution (TF
+deeplab's budget: 1.0). The new output folder is built beside the old one -- the new graphs, the graphs of the same
+checkpoint for other photo sizes (or formats) kept, ``quantized.json`` with the kind of CPU the gate ran on
+(``segkit.deploy.quantized.cpu_int8``) -- and renamed into place only when every graph passed; otherwise, or on any
+error, the old folder (if any) stays as it was and nothing is left under its name or beside it.
+
+Why half the int8 range for OpenVINO weights: CPUs without VNNI (SSE, AVX2, AVX-512 without VNNI) multiply u8 x s8
+pairs into a saturating 16-bit sum, which full-range weights overflow (OpenVINO's "Saturation (overflow) issue");
+NNCF's default fixes only the first layer, which cost MobileNetV3's hard-swish layers more than the gate allows there
+(BENCHMARKS.md, "int8 on CPUs with and without VNNI"). With every layer fixed the graphs compute the same on both
+kinds of CPU.
 """
 from __future__ import annotations
 
@@ -37,7 +46,7 @@ from segkit.deploy.backend import BackendOptions
 from segkit.deploy.export import photo_graph
 from segkit.deploy.litert import optional, tflite_bytes
 from segkit.deploy.photos import IMAGE_EXTENSIONS, expand_inputs, load_photo
-from segkit.deploy.quantized import (MANIFEST, LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs,
+from segkit.deploy.quantized import (MANIFEST, LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs, cpu_int8,
                                      file_sha256)
 from segkit.engine.evaluator import evaluate
 from segkit.errors import UserError, quiet_native_stderr
@@ -130,8 +139,11 @@ def quantize_openvino(model: nn.Module, normalize: str, plan: GridPlan, photos, 
     nncf.set_log_level(logging.ERROR)
     try:
         with _quiet():
+            # every layer's weights in half the range: exact on CPUs without VNNI too (the module's docstring)
             return nncf.quantize(graph, nncf.Dataset(photos, lambda photo: photo[None]), subset_size=len(photos),
-                                 ignored_scope=nncf.IgnoredScope(names=ignored), fast_bias_correction=True)
+                                 ignored_scope=nncf.IgnoredScope(names=ignored), fast_bias_correction=True,
+                                 advanced_parameters=nncf.AdvancedQuantizationParameters(
+                                     overflow_fix=nncf.OverflowFix.ENABLE))
     except Exception as exc:  # NNCF's own failure: one line, not its traceback
         raise UserError(f"NNCF could not quantize the graph ({type(exc).__name__}: {_first_line(exc)}).") from None
 
@@ -195,45 +207,70 @@ class QuantizeJob:
 
 def quantize_checkpoint(job: QuantizeJob, say=print) -> dict[str, list[dict]]:
     """Quantize, score and gate each format; the graphs' records by format (``validated`` says whether they
-    passed). Graphs that pass go into ``job.folder`` (with ``quantized.json``), graphs that fail are removed."""
-    for name in job.formats:
-        if name not in FORMATS:
-            raise UserError(f"format={name!r} is unknown; choose from {', '.join(FORMATS)}.", "format")
-        for module, extra in REQUIRES[name]:  # before any work: a missing runtime is one line at once
-            optional(module, f"int8 {name} graphs", extra)
-    if job.max_drop < 0:
-        raise UserError(f"max_drop={job.max_drop} must not be negative.", "max_drop")
+    passed). Only when all passed is ``job.folder`` replaced, whole, by one holding them (with ``quantized.json``);
+    otherwise, or on an error, it stays as it was."""
+    _check_job(job)
     if not job.reference:
         job.reference = _miou(model_labels(job.model.eval()), job)
         say("float model: " + _scores_text(job.reference))
-    entries = {}
-    for name in job.formats:
-        entries[name] = _quantize_format(job, name, say)
-    return entries
-
-
-def _quantize_format(job: QuantizeJob, name: str, say) -> list[dict]:
-    """Make, score and gate ``name``'s graphs in a staging folder; install them if they pass. Their records."""
-    staging = job.folder.with_name(f".{job.folder.name}.{name}.partial")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = job.folder.with_name(f".{job.folder.name}.{os.getpid()}.partial")
+    shutil.rmtree(staging, ignore_errors=True)  # left by a killed run that had this process id
     staging.mkdir(parents=True)
     try:
-        records = _make_graphs(job, name, staging)
-        _write_manifest(staging, job.checkpoint, records, replace=())
-        backend = FORMATS[name](job.model, BackendOptions("cpu", normalize=job.normalize, quantized=staging))
-        scores = _miou(lambda images, resolution: backend(images, resolution)[None], job)
-        for record in records:
-            resolution = record["resolution"]
-            record.update(float=job.reference[resolution], int8=scores[resolution],
-                          drop=job.reference[resolution] - scores[resolution])
-        passed = all(record["drop"] <= job.max_drop for record in records)
-        drops = ", ".join(f"{r['drop']:+.2f} at {r['resolution']}" for r in records)
-        say(f"{name} int8: {_scores_text(scores)}; drop {drops} (max {job.max_drop:g})")
-        if passed:
-            _install(staging, job, records)
-        return [dict(record, validated=passed) for record in records]
+        entries = {name: _gate_format(job, name, staging, say) for name in job.formats}
+        records = [record for records in entries.values() for record in records]
+        if all(record["validated"] for record in records):
+            _write_folder(job, staging, records, say)
+        return entries
+    except UserError as exc:  # the message says the folder was left alone, which it was
+        raise UserError(f"{str(exc).rstrip('.')}; {nothing_written(job.folder)}.", exc.parameter) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_job(job: QuantizeJob) -> None:
+    """Before any work: each mistake the job can hold, in one line."""
+    for name in job.formats:
+        if name not in FORMATS:
+            raise UserError(f"format={name!r} is unknown; choose from {', '.join(FORMATS)}.", "format")
+        for module, extra in REQUIRES[name]:  # a missing runtime is one line at once
+            optional(module, f"int8 {name} graphs", extra)
+    if job.max_drop < 0:
+        raise UserError(f"max_drop={job.max_drop} must not be negative.", "max_drop")
+    if not job.dataset.has_labels:
+        raise UserError(f"the {job.dataset.split} split of {job.dataset.root} has no labels to score the int8 graphs "
+                        "against; score on a split with labels, such as val.")
+    _check_folder(job.folder)
+
+
+def _check_folder(folder: Path) -> None:
+    """The output folder is replaced whole, so it must be one of int8 graphs (or empty, or not there yet)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"out={str(folder)!r} is a file; give a folder for the int8 graphs.", "out")
+    if folder.is_dir() and any(folder.iterdir()) and not (folder / MANIFEST).is_file():
+        raise UserError(f"out={str(folder)!r} holds files but no {MANIFEST}, and the int8 graphs' folder is replaced "
+                        "whole; give a folder of their own.", "out")
+
+
+def nothing_written(folder: Path) -> str:
+    """What a run that wrote nothing says about ``folder``."""
+    return f"nothing written ({folder} left as it was)" if folder.exists() else f"nothing written to {folder}"
+
+
+def _gate_format(job: QuantizeJob, name: str, staging: Path, say) -> list[dict]:
+    """Make ``name``'s graphs in ``staging`` and score them through their backend; their records, with the
+    figures and whether they passed."""
+    records = _make_graphs(job, name, staging)
+    _write_manifest(staging, job.checkpoint, records)  # what the backend reads (the final one comes at the end)
+    backend = FORMATS[name](job.model, BackendOptions("cpu", normalize=job.normalize, quantized=staging))
+    scores = _miou(lambda images, resolution: backend(images, resolution)[None], job)
+    for record in records:
+        resolution = record["resolution"]
+        record.update(float=job.reference[resolution], int8=scores[resolution],
+                      drop=job.reference[resolution] - scores[resolution])
+    drops = ", ".join(f"{r['drop']:+.2f} at {r['resolution']}" for r in records)
+    say(f"{name} int8: {_scores_text(scores)}; drop {drops} (max {job.max_drop:g})")
+    return [dict(record, validated=record["drop"] <= job.max_drop) for record in records]
 
 
 def _make_graphs(job: QuantizeJob, name: str, folder: Path) -> list[dict]:
@@ -250,9 +287,10 @@ def _make_graphs(job: QuantizeJob, name: str, folder: Path) -> list[dict]:
         else:
             content = quantize_litert(job.model, job.normalize, plan, job.calibration.photos, job.keep_float)
             (folder / file).write_bytes(content)
+        kind, isa = cpu_int8()  # the gate's verdict holds for CPUs of this kind
         records.append({"format": name, "photo_size": [height, width], "resolution": resolution, "file": file,
                         "max_drop": job.max_drop, "keep_float": list(job.keep_float),
-                        "calibration": job.calibration.to_dict()})
+                        "calibration": job.calibration.to_dict(), "cpu_int8": kind, "cpu_isa": isa})
     return records
 
 
@@ -261,38 +299,58 @@ def _miou(predict, job: QuantizeJob) -> dict:
     return {r: 100.0 * results[r].scores.miou for r in job.resolutions}
 
 
-def _write_manifest(folder: Path, checkpoint: Path, records: list[dict], replace) -> None:
-    """``records`` into ``folder``'s manifest, in place of the records of the same format and photo size
-    (``replace``: the graph files those had, removed); another checkpoint's records are dropped."""
-    existing = QuantizedGraphs.read(folder)
-    sha = file_sha256(checkpoint)
-    kept = existing.manifest.get("graphs", []) if existing and existing.made_from(checkpoint) else []
+def _write_manifest(folder: Path, checkpoint: Path, records: list[dict]) -> None:
+    write_json_atomic(folder / MANIFEST, {"checkpoint": str(checkpoint), "checkpoint_sha256": file_sha256(checkpoint),
+                                          "graphs": records})
+
+
+def _write_folder(job: QuantizeJob, staging: Path, records: list[dict], say) -> None:
+    """``staging`` completed -- the graphs of ``job.folder`` that ``records`` do not replace copied in, the
+    manifest of all -- and renamed to ``job.folder``."""
+    kept = _kept_records(job, records)
+    for record in kept:
+        for path in _graph_files(job.folder / record["file"]):
+            shutil.copy2(path, staging / path.name)
+    if kept:
+        say(f"kept from {job.folder}: {len(kept)} graphs of this checkpoint for other photo sizes or formats")
+    _write_manifest(staging, job.checkpoint, kept + [{k: v for k, v in r.items() if k != "validated"}
+                                                     for r in records])
+    _swap_in(staging, job.folder)
+
+
+def _kept_records(job: QuantizeJob, records: list[dict]) -> list[dict]:
+    """The records of ``job.folder`` worth keeping: the same checkpoint's, of a format and photo size this run did
+    not make, whose files are there. An unreadable manifest keeps nothing: the run replaces it."""
+    try:
+        existing = QuantizedGraphs.read(job.folder)
+    except UserError:
+        return []
+    if existing is None or not existing.made_from(job.checkpoint):
+        return []
     new = {(r["format"], tuple(r["photo_size"])) for r in records}
-    kept = [r for r in kept if (r["format"], tuple(r["photo_size"])) not in new]
-    write_json_atomic(folder / MANIFEST, {"checkpoint": str(checkpoint), "checkpoint_sha256": sha,
-                                          "graphs": kept + records})
-    for path in replace:
-        path.unlink(missing_ok=True)
+    return [r for r in existing.manifest.get("graphs", []) if (r["format"], tuple(r["photo_size"])) not in new
+            and all(path.is_file() for path in _graph_files(job.folder / r["file"]))]
 
 
-def _install(staging: Path, job: QuantizeJob, records: list[dict]) -> None:
-    """The staged graphs into ``job.folder``, then its manifest; the files of the graphs they replace, and of
-    another checkpoint's, go."""
-    folder = job.folder
-    folder.mkdir(parents=True, exist_ok=True)
-    existing = QuantizedGraphs.read(folder)
-    stale = []
-    if existing is not None:
-        new = {(r["format"], tuple(r["photo_size"])) for r in records}
-        fresh = existing.made_from(job.checkpoint)
-        stale = [folder / r["file"] for r in existing.manifest.get("graphs", [])
-                 if not fresh or (r["format"], tuple(r["photo_size"])) in new]
-    stale = [path for path in stale if path.name not in {r["file"] for r in records}]
-    for path in staging.iterdir():
-        if path.name != MANIFEST:
-            shutil.move(str(path), folder / path.name)
-    _write_manifest(folder, job.checkpoint, records, replace=stale + [p.with_suffix(".bin") for p in stale
-                                                                      if p.suffix == ".xml"])
+def _graph_files(path: Path) -> list[Path]:
+    """A graph's files: an OpenVINO .xml comes with its .bin."""
+    return [path, path.with_suffix(".bin")] if path.suffix == ".xml" else [path]
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """``staging`` renamed to ``folder``; an old ``folder`` is renamed aside first (put back if the second rename
+    fails) and removed after, so that ``folder`` is always the old folder, the new one or absent, never half."""
+    if not folder.exists():
+        staging.rename(folder)
+        return
+    retired = staging.with_name(staging.name + ".old")
+    folder.rename(retired)
+    try:
+        staging.rename(folder)
+    except BaseException:
+        retired.rename(folder)
+        raise
+    shutil.rmtree(retired, ignore_errors=True)
 
 
 def _scores_text(scores: dict) -> str:

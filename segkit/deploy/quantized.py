@@ -3,21 +3,29 @@
 ``tools/quantize.py`` writes them into a folder beside the checkpoint (``runs/demo/best.int8/`` for
 ``runs/demo/best.pt``): one graph per format, photo size (the evaluation split's) and resolution, and
 ``quantized.json``, which says which checkpoint they were made from (its SHA-256) and, per graph, what it is for,
-the float and int8 mIoU it scored and the gate it passed:
+the float and int8 mIoU it scored, the gate it passed and the kind of CPU it passed it on (``cpu_int8``):
 
     {"checkpoint": "runs/demo/best.pt", "checkpoint_sha256": "...", "graphs": [{"format": "openvino",
      "photo_size": [1024, 2048], "resolution": "full", "file": "openvino_full_h1024_w2048.xml", "float": 72.1,
-     "int8": 71.8, "drop": 0.3, "max_drop": 1.0, "keep_float": [], "calibration": {...}}, ...]}
+     "int8": 71.8, "drop": 0.3, "max_drop": 1.0, "keep_float": [], "calibration": {...}, "cpu_int8": "vnni",
+     "cpu_isa": "avx512_vnni"}, ...]}
 
-Only graphs that passed their gate are written, so every graph listed is one ``tools/quantize.py`` validated.
+The folder is written whole, and only when every graph of the run passed its gate, so every graph listed is one
+``tools/quantize.py`` validated.
 
 ``"openvino-int8"`` runs the OpenVINO graphs (bfloat16 for what stays float where the CPU has it), ``"litert-int8"``
 the LiteRT ones. Both start at the photo's uint8 pixels, like the phone graph (``segkit.deploy.export.PhoneGraph``).
+How exact a CPU's int8 arithmetic is depends on its kind (``cpu_int8``), so ``"openvino-int8"`` says once when its
+graphs passed their gate on another kind, and ``"auto"`` takes them only on the kind they passed it on.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
+import platform
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +39,59 @@ from segkit.errors import UserError
 from segkit.inference import GridPlan, plan_for
 
 MANIFEST = "quantized.json"
+# x86 int8 instruction sets, best first, by their /proc/cpuinfo flags; the first three multiply u8 x s8 and add in
+# 32 bits (VNNI, AMX). The others (AVX-512 without VNNI, AVX2, SSE) saturate a 16-bit intermediate sum, which
+# 8-bit weights can overflow: OpenVINO's "Saturation (overflow) issue".
+INT8_ISAS = ("amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "sse4_1")
+VNNI_ISAS = INT8_ISAS[:3]
+# oneDNN's cap on the ISA it uses (ONEDNN_MAX_CPU_ISA, which OpenVINO's CPU plugin honours) -> the best of
+# INT8_ISAS it allows; capping at AVX512_CORE excludes AVX-VNNI too. Caps not listed (AMX ones, ALL) allow all.
+ONEDNN_CAPS = {"SSE41": "sse4_1", "AVX": "sse4_1", "AVX2": "avx2", "AVX2_VNNI": "avx_vnni",
+               "AVX2_VNNI_2": "avx_vnni", "AVX512_CORE": "avx512f", "AVX512_CORE_VNNI": "avx512_vnni",
+               "AVX512_CORE_BF16": "avx512_vnni", "AVX512_CORE_FP16": "avx512_vnni", "AVX10_1_512": "avx512_vnni"}
 
 
 def quantized_dir(checkpoint) -> Path:
     """Where a checkpoint's int8 graphs live: ``runs/demo/best.pt`` -> ``runs/demo/best.int8/``."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}.int8")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_int8() -> tuple[str, str]:
+    """(kind, ISA) of this CPU's int8 arithmetic: ("vnni", "avx512_vnni") where its dot products are exact, ("no-vnni",
+    "avx2") where they saturate (``INT8_ISAS``), as capped by ``ONEDNN_MAX_CPU_ISA``; on other architectures the
+    machine's name for both (e.g. "arm64"). Asked once: the answer cannot change within a process."""
+    machine = platform.machine().lower()
+    if machine not in ("x86_64", "amd64", "i686", "x86"):
+        return machine or "unknown", machine or "unknown"
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")  # oneDNN's two names
+    cap = ONEDNN_CAPS.get(cap.upper(), INT8_ISAS[0])
+    flags = _cpu_flags()
+    isa = next((name for name in INT8_ISAS[INT8_ISAS.index(cap):] if name in flags), "x86")
+    return ("vnni" if isa in VNNI_ISAS else "no-vnni"), isa
+
+
+def _cpu_flags() -> set[str]:
+    """This CPU's feature flags by their /proc/cpuinfo names: Linux's own list, elsewhere numpy's (which knows no
+    AVX-VNNI or AMX, so those CPUs read as AVX-512 or AVX2 ones)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        pass
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+    except ImportError:  # numpy 1
+        from numpy.core._multiarray_umath import __cpu_features__
+    names = {"AVX512VNNI": "avx512_vnni", "AVX512F": "avx512f", "AVX2": "avx2", "SSE41": "sse4_1"}
+    return {flag for name, flag in names.items() if __cpu_features__.get(name)}
+
+
+@functools.lru_cache(maxsize=None)
+def warn_once(text: str) -> None:
+    """``text`` as one warning line on stderr, once per process."""
+    print(f"warning: {text}", file=sys.stderr)
 
 
 def file_sha256(path) -> str:
@@ -81,6 +136,17 @@ class QuantizedGraphs:
             if plan_for(tuple(record["photo_size"]), record["resolution"], stride) == plan:
                 return self.folder / record["file"]
         return None
+
+    def other_cpu(self, format: str) -> str | None:
+        """None where every ``format`` graph passed its gate on a CPU of this one's kind (``cpu_int8``); else the
+        start of a sentence saying on which kinds they did ("unrecorded": written before the kind was)."""
+        kinds = {(r.get("cpu_int8", "unrecorded"), r.get("cpu_isa", "?")) for r in self.records(format)}
+        kind, isa = cpu_int8()
+        if {k for k, _ in kinds} == {kind}:
+            return None
+        listed = ", ".join(sorted(f"{k}/{i}" for k, i in kinds))
+        return (f"the {format} int8 graphs in {self.folder} passed their accuracy gate on a CPU of kind {listed}, "
+                f"not on one like this ({kind}/{isa})")
 
     def sizes(self, format: str) -> str:
         """The photo sizes and resolutions ``format``'s graphs were made for, as a phrase."""
@@ -140,6 +206,13 @@ class OpenVinoInt8Backend(QuantizedBackend):
 
     name = "openvino-int8"
     format = "openvino"
+
+    def __init__(self, model: nn.Module, options: BackendOptions, fallback: Backend | None = None):
+        super().__init__(model, options, fallback)
+        other_cpu = self.graphs.other_cpu(self.format)
+        if other_cpu:
+            warn_once(f"{other_cpu}, whose int8 arithmetic differs; quantize again on this machine "
+                      "(tools/quantize.py) to check them here.")
 
     def compile(self, path):
         precision = "bf16" if cpu_has_bf16() else "f32"
