@@ -23,7 +23,8 @@ from segkit.data.synthetic import make_synthetic
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import default_backend, make_backend
 from segkit.deploy.quantize import calibration_photos
-from segkit.deploy.quantized import QuantizedGraphs, cpu_int8, quantized_dir, warn_once
+from segkit.cpu import cpu_int8
+from segkit.deploy.quantized import QuantizedGraphs, quantized_dir, warn_once
 from segkit.engine.trainer import train
 from segkit.errors import UserError
 from segkit.predict import Predictor
@@ -256,34 +257,6 @@ def test_auto_takes_int8_graphs_only_on_the_kind_of_cpu_they_passed_on(small_che
     assert name == "openvino-int8" and err.count("\n") == 1 and "quantize again on this machine" in err
     make_backend(model, "openvino-int8", options)
     assert capsys.readouterr().err == ""  # said once
-
-
-@pytest.mark.parametrize("machine, flags, cap, kind", [
-    ("x86_64", {"sse4_1", "avx2"}, None, ("no-vnni", "avx2")),
-    ("x86_64", {"sse4_1", "avx2", "avx512f"}, None, ("no-vnni", "avx512f")),  # Skylake-SP
-    ("x86_64", {"sse4_1", "avx2", "avx_vnni"}, None, ("vnni", "avx_vnni")),  # Alder Lake: VNNI without AVX-512
-    ("x86_64", {"sse4_1", "avx2", "avx512f", "avx512_vnni", "avx_vnni"}, None, ("vnni", "avx512_vnni")),
-    ("x86_64", {"sse4_1", "avx2", "avx512f", "avx512_vnni", "avx_vnni"}, "avx512_core", ("no-vnni", "avx512f")),
-    ("x86_64", {"sse4_1", "avx2", "avx512f", "avx512_vnni", "avx_vnni"}, "AVX2_VNNI", ("vnni", "avx_vnni")),
-    ("x86_64", {"sse4_1", "avx2", "avx512f", "avx512_vnni", "amx_int8"}, "AVX2", ("no-vnni", "avx2")),
-    ("x86_64", {"sse4_1", "avx2", "avx512f", "avx512_vnni", "amx_int8"}, "AVX512_CORE_AMX", ("vnni", "amx_int8")),
-    ("arm64", set(), None, ("arm64", "arm64")),
-])
-def test_the_kind_of_cpu_int8_arithmetic(monkeypatch, machine, flags, cap, kind):
-    monkeypatch.setattr(quantized_module.platform, "machine", lambda: machine)
-    monkeypatch.setattr(quantized_module, "_cpu_flags", lambda: flags)
-    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap or "")
-    assert quantized_module.cpu_int8.__wrapped__() == kind
-
-
-@pytest.mark.skipif(not Path("/proc/cpuinfo").is_file(), reason="Linux's list of CPU flags")
-def test_the_cpu_flags_agree_with_numpys():
-    from numpy._core._multiarray_umath import __cpu_features__ as numpy_flags
-
-    flags = quantized_module._cpu_flags()
-    assert {name: name in flags for name in ("avx512_vnni", "avx512f", "avx2")} == {
-        "avx512_vnni": numpy_flags["AVX512VNNI"], "avx512f": numpy_flags["AVX512F"], "avx2": numpy_flags["AVX2"]}
 
 
 def test_calibration_photos_from_a_folder_of_mixed_sizes(tmp_path):

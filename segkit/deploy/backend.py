@@ -9,7 +9,6 @@ and their table are ``segkit.deploy.backends``.
 """
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from segkit.cpu import has_bf16
 from segkit.data.transforms import image_to_tensor, tensor_to_image
 from segkit.deploy.labelmap import label_map
 from segkit.devices import resolve_device
@@ -129,10 +129,7 @@ def openvino_compiler(precision: str, threads: int | None) -> Callable[[bytes], 
     return compile
 
 
-@functools.lru_cache(maxsize=1)
 def cpu_has_bf16() -> bool:
-    """Whether OpenVINO finds native bfloat16 arithmetic on this CPU (AVX512-BF16 or AMX); asked once, as the
-    answer cannot change within a process and each question starts an OpenVINO core."""
-    import openvino
-
-    return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX) that oneDNN may use: its flags, as
+    ``segkit.cpu`` reads them (OpenVINO's own list of capabilities ignores oneDNN's ISA cap)."""
+    return has_bf16()

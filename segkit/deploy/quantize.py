@@ -14,7 +14,7 @@ float model on the evaluation split (which must have labels) with one evaluator
 (``segkit.engine.evaluator.evaluate``); the mIoU drop must stay within ``max_drop`` points at every resolution (TF
 deeplab's budget: 1.0). The new output folder is built beside the old one -- the new graphs, the graphs of the same
 checkpoint for other photo sizes (or formats) kept, ``quantized.json`` with the kind of CPU the gate ran on
-(``segkit.deploy.quantized.cpu_int8``) -- and renamed into place only when every graph passed; otherwise, or on any
+(``segkit.cpu.cpu_int8``) -- and renamed into place only when every graph passed; otherwise, or on any
 error, the old folder (if any) stays as it was and nothing is left under its name or beside it.
 
 Why half the int8 range for OpenVINO weights: CPUs without VNNI (SSE, AVX2, AVX-512 without VNNI) multiply u8 x s8
@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 from torch import nn
 
+from segkit.cpu import cpu_int8
 from segkit.data.cityscapes import find_samples
 from segkit.data.folder import find_folder_samples
 from segkit.data.images import image_size
@@ -46,7 +47,7 @@ from segkit.deploy.backend import BackendOptions
 from segkit.deploy.export import photo_graph
 from segkit.deploy.litert import optional, tflite_bytes
 from segkit.deploy.photos import IMAGE_EXTENSIONS, expand_inputs, load_photo
-from segkit.deploy.quantized import (MANIFEST, LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs, cpu_int8,
+from segkit.deploy.quantized import (MANIFEST, LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs,
                                      file_sha256)
 from segkit.engine.evaluator import evaluate
 from segkit.errors import UserError, quiet_native_stderr

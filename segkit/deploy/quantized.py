@@ -21,10 +21,7 @@ graphs passed their gate on another kind, and ``"auto"`` takes them only on the 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import os
-import platform
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,73 +30,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from segkit.cpu import cpu_int8
 from segkit.deploy.backend import Backend, BackendOptions, CompiledGraphs, cpu_has_bf16, openvino_compiler
 from segkit.deploy.litert import TfliteRunner, nchw
 from segkit.errors import UserError
+from segkit.hub import file_sha256
 from segkit.inference import GridPlan, plan_for
 
 MANIFEST = "quantized.json"
-# x86 int8 instruction sets, best first, by their /proc/cpuinfo flags; the first three multiply u8 x s8 and add in
-# 32 bits (VNNI, AMX). The others (AVX-512 without VNNI, AVX2, SSE) saturate a 16-bit intermediate sum, which
-# 8-bit weights can overflow: OpenVINO's "Saturation (overflow) issue".
-INT8_ISAS = ("amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "sse4_1")
-VNNI_ISAS = INT8_ISAS[:3]
-# oneDNN's cap on the ISA it uses (ONEDNN_MAX_CPU_ISA, which OpenVINO's CPU plugin honours) -> the best of
-# INT8_ISAS it allows; capping at AVX512_CORE excludes AVX-VNNI too. Caps not listed (AMX ones, ALL) allow all.
-ONEDNN_CAPS = {"SSE41": "sse4_1", "AVX": "sse4_1", "AVX2": "avx2", "AVX2_VNNI": "avx_vnni",
-               "AVX2_VNNI_2": "avx_vnni", "AVX512_CORE": "avx512f", "AVX512_CORE_VNNI": "avx512_vnni",
-               "AVX512_CORE_BF16": "avx512_vnni", "AVX512_CORE_FP16": "avx512_vnni", "AVX10_1_512": "avx512_vnni"}
-
-
 def quantized_dir(checkpoint) -> Path:
     """Where a checkpoint's int8 graphs live: ``runs/demo/best.pt`` -> ``runs/demo/best.int8/``."""
     checkpoint = Path(checkpoint)
     return checkpoint.with_name(f"{checkpoint.stem}.int8")
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_int8() -> tuple[str, str]:
-    """(kind, ISA) of this CPU's int8 arithmetic: ("vnni", "avx512_vnni") where its dot products are exact, ("no-vnni",
-    "avx2") where they saturate (``INT8_ISAS``), as capped by ``ONEDNN_MAX_CPU_ISA``; on other architectures the
-    machine's name for both (e.g. "arm64"). Asked once: the answer cannot change within a process."""
-    machine = platform.machine().lower()
-    if machine not in ("x86_64", "amd64", "i686", "x86"):
-        return machine or "unknown", machine or "unknown"
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA", "")  # oneDNN's two names
-    cap = ONEDNN_CAPS.get(cap.upper(), INT8_ISAS[0])
-    flags = _cpu_flags()
-    isa = next((name for name in INT8_ISAS[INT8_ISAS.index(cap):] if name in flags), "x86")
-    return ("vnni" if isa in VNNI_ISAS else "no-vnni"), isa
-
-
-def _cpu_flags() -> set[str]:
-    """This CPU's feature flags by their /proc/cpuinfo names: Linux's own list, elsewhere numpy's (which knows no
-    AVX-VNNI or AMX, so those CPUs read as AVX-512 or AVX2 ones)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return set(next(line for line in f if line.startswith("flags")).split(":", 1)[1].split())
-    except (OSError, StopIteration):
-        pass
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:  # numpy 1
-        from numpy.core._multiarray_umath import __cpu_features__
-    names = {"AVX512VNNI": "avx512_vnni", "AVX512F": "avx512f", "AVX2": "avx2", "SSE41": "sse4_1"}
-    return {flag for name, flag in names.items() if __cpu_features__.get(name)}
-
-
 @functools.lru_cache(maxsize=None)
 def warn_once(text: str) -> None:
     """``text`` as one warning line on stderr, once per process."""
     print(f"warning: {text}", file=sys.stderr)
-
-
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
