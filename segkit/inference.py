@@ -13,9 +13,11 @@ where TF's SAME padding is symmetric.
 Half resolution = the normalised image area-downsampled by 2 (1024x2048 -> 512x1024), predicted on the grid there,
 and its logits bilinearly upsampled (half-pixel centres, the geometry of the 2x2 area mean) to the original size.
 
-``plan_prediction`` writes this down once per image size as a ``GridPlan``; every path executes that plan: the
-evaluator's reference densely (``GridPlan.upsample``), ``segkit.deploy.labelmap.label_map`` sparsely, the deploy
-backends and ``segkit.deploy.export`` inside their graphs. Changing the grid rule is a change to ``grid_size``.
+The plan itself -- ``GridPlan``, ``plan_prediction``, ``plan_for``, the grid rule ``grid_size`` -- lives in
+``segkit.geometry``, which imports no torch (``segkit.runtime`` executes it with numpy); it is re-exported here
+under the same names. Every path executes that plan: the evaluator's reference densely (``GridPlan.upsample``),
+``segkit.deploy.labelmap.label_map`` sparsely, the deploy backends and ``segkit.deploy.export`` inside their graphs.
+Changing the grid rule is a change to ``segkit.geometry.grid_size``.
 """
 from __future__ import annotations
 
@@ -26,85 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from segkit.errors import UserError
+from segkit.geometry import GridPlan, ResizeStep, grid_size, plan_for, plan_prediction, scaled_size  # noqa: F401
 from segkit.resolutions import resolution as find_resolution
-
-# One step from head logits towards the label map: (kind, (height, width)), with kind
-#   "corners": bilinear resize with align_corners=True (TF's resize: logits to the padded network input),
-#   "crop":    keep the first rows and columns (the network input's own pixels inside the padded grid),
-#   "centers": bilinear resize with align_corners=False (from a resized image back to the image: upsample_logits).
-ResizeStep = tuple[str, tuple[int, int]]
-
-
-def grid_size(size: tuple[int, int], stride: int) -> tuple[int, int]:
-    """The grid rule: the smallest size >= ``size`` of the form k * stride + 1 on both axes."""
-    return tuple(-(-(n - 1) // stride) * stride + 1 for n in size)
 
 
 def grid_stride(model) -> int:
     """The pixel-grid stride of ``model``: a Segmentor's output stride; 1 (no padding) for plain modules."""
     return int(getattr(model, "output_stride", 1))
-
-
-def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
-
-
-@dataclass(frozen=True)
-class GridPlan:
-    """The geometry of one prediction: an image of ``image_size`` is resized to ``network_size`` (the resolution's
-    scale), padded bottom/right to ``padded_size`` (the pixel grid), and the network's logits are taken through
-    ``steps`` back to ``image_size``."""
-
-    image_size: tuple[int, int]
-    network_size: tuple[int, int]
-    padded_size: tuple[int, int]
-
-    @property
-    def steps(self) -> tuple[ResizeStep, ...]:
-        """Head logits -> logits at the image size: upsample to the padded input (TF's align_corners), crop the
-        network input's own pixels, then, for a resized image, upsample to the image (half-pixel centres)."""
-        steps = [("corners", self.padded_size)]
-        if self.network_size != self.padded_size:
-            steps.append(("crop", self.network_size))
-        if self.image_size != self.network_size:
-            steps.append(("centers", self.image_size))
-        return tuple(steps)
-
-    def resize(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalised images (N, C, *image_size) at the network size (``resize_images``)."""
-        return resize_images(images, self.network_size)
-
-    def pad(self, images: torch.Tensor) -> torch.Tensor:
-        """Images of the network size padded bottom/right with 0 (the mean pixel) to the grid."""
-        if tuple(images.shape[-2:]) == self.padded_size:
-            return images
-        bottom, right = (p - int(n) for p, n in zip(self.padded_size, images.shape[-2:]))
-        return F.pad(images, (0, right, 0, bottom))
-
-    def network_input(self, images: torch.Tensor) -> torch.Tensor:
-        """What the network runs on: the images resized, then padded to the grid."""
-        return self.pad(self.resize(images))
-
-    def upsample(self, logits: torch.Tensor) -> torch.Tensor:
-        """The plan executed densely: head logits through every step to (N, C, *image_size). A step is skipped
-        where the logits already have its size (a module whose output is at its input size)."""
-        for kind, size in self.steps:
-            if kind == "crop":
-                logits = logits[..., : size[0], : size[1]]
-            elif tuple(logits.shape[-2:]) != size:
-                logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=kind == "corners")
-        return logits
-
-
-def plan_prediction(image_size: tuple[int, int], stride: int, scale: float = 1.0) -> GridPlan:
-    """The plan of an image of ``image_size`` run at ``scale`` times its size by a network of output ``stride``."""
-    network_size = scaled_size(tuple(int(n) for n in image_size), scale)
-    return GridPlan(tuple(int(n) for n in image_size), network_size, grid_size(network_size, stride))
-
-
-def plan_for(image_size: tuple[int, int], resolution: str, stride: int) -> GridPlan:
-    """The plan of an image at a named resolution ("full", "half": ``segkit.resolutions``)."""
-    return plan_prediction(image_size, stride, find_resolution(resolution).scale)
 
 
 def pad_to_grid(images: torch.Tensor, stride: int) -> torch.Tensor:

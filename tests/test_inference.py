@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import segkit.inference as inference
+import segkit.geometry as geometry
 from segkit.data.transforms import image_to_tensor
 from segkit.deploy.backends import BACKENDS, NEEDS_QUANTIZED, cpu_has_bf16
 from segkit.deploy.export import grid_graph, ort_session
@@ -188,7 +188,7 @@ def test_tiles_cover_the_image_and_stay_inside():
 @pytest.mark.parametrize("resolution", ["full", "half"])
 def test_changing_the_grid_rule_in_one_place_moves_every_path(resolution, grid_probe, monkeypatch):
     # The naive rule (no padding: logits stretched over the image) instead of k * stride + 1. Set in
-    # segkit.inference.grid_size alone, it must reach the reference, every backend (sparse and dense label maps,
+    # segkit.geometry.grid_size alone, it must reach the reference, every backend (sparse and dense label maps,
     # OpenVINO's photo graph) and the exported graph: all agree with each other and differ from the real rule.
     model, image = grid_probe.model(), grid_probe.stripes((136, 264), axis=1)
     images = image_to_tensor(image, "tf")[None]
@@ -206,7 +206,7 @@ def test_changing_the_grid_rule_in_one_place_moves_every_path(resolution, grid_p
         return paths
 
     real = every_path()
-    monkeypatch.setattr(inference, "grid_size", lambda size, stride: tuple(size))
+    monkeypatch.setattr(geometry, "grid_size", lambda size, stride: tuple(size))
     naive = every_path()
     assert not np.array_equal(naive["reference"], real["reference"])  # the rule matters here
     for name, labels in naive.items():

@@ -1,0 +1,2 @@
+"""The PyTorch-free runtime: exported graphs run with numpy, OpenCV and ONNX Runtime / OpenVINO / LiteRT, and
+never an import of torch."""
