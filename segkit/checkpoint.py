@@ -73,6 +73,13 @@ def find_latest_checkpoint(runs_dir="runs", name="best.pt") -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime, default=None)
 
 
+def quantized_dir(checkpoint) -> Path:
+    """Where a checkpoint's int8 graphs live (``tools/quantize.py``): ``runs/demo/best.pt`` ->
+    ``runs/demo/best.int8/``."""
+    checkpoint = Path(checkpoint)
+    return checkpoint.with_name(f"{checkpoint.stem}.int8")
+
+
 def capture_rng_state() -> dict:
     """Python, NumPy (global), torch CPU and this process's CUDA device generator states, as tensors and plain
     data (every rank of a DDP run captures its own; the trainer gathers them)."""

@@ -18,7 +18,7 @@ TRAIN_HINT = ("train one with `python tools/train.py configs/lraspp_large.py` (o
 # The library's parameters and the flags that set them in the tools: a UserError about ``device='cuda:3'`` reads
 # ``--device 'cuda:3'`` on the command line.
 FLAGS = {"device": "--device", "threads": "--threads", "data_root": "--data-root", "checkpoint": "--checkpoint",
-         "out": "--out", "work_dir": "--work-dir", "resume": "--resume", "backend": "--backend",
+         "out": "--out", "bundle": "--bundle", "work_dir": "--work-dir", "resume": "--resume", "backend": "--backend",
          "resolution": "--resolution", "camera": "--camera", "every": "--every", "max_frames": "--max-frames",
          "alpha": "--alpha", "smooth": "--smooth", "show": "--show", "sliding_window": "--sliding-window",
          "train": "--train", "val": "--val", "height": "--height", "width": "--width", "seed": "--seed",

@@ -20,12 +20,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from segkit.checkpoint import checkpoint_classes
+from segkit.checkpoint import checkpoint_classes, quantized_dir
 from segkit.data.classes import ClassTable
 from segkit.deploy.backend import Backend, BackendOptions, PhotoInput
 from segkit.deploy.backends import make_backend
 from segkit.deploy.photos import overlay
-from segkit.deploy.quantized import quantized_dir
 from segkit.errors import UserError
 from segkit.inference import GridPlan, plan_for
 from segkit.models import load_model

@@ -14,19 +14,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segkit.data.images import read_image
-from segkit.deploy.labelmap import label_map
 from segkit.data.classes import ClassTable
+from segkit.data.images import read_image
 from segkit.deploy.photos import overlay
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
-from segkit.predict import Predictor
 from segkit.resolutions import resolution as check_resolution
+
+if TYPE_CHECKING:  # the Predictor (PyTorch) is the caller's: this module's options and sources import no torch
+    from segkit.predict import Predictor
 
 VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv"}
 CITYSCAPES_FPS = 17.0  # the frame rate of Cityscapes' demoVideo sequences, for frame sequences without one
@@ -241,6 +243,8 @@ def _run(reader, writer, predictor: Predictor, options: VideoOptions, window, ba
                 labels = predictor.predict(frame.image, options.resolution)
             else:
                 logits, plan = predictor.logits(frame.image, options.resolution)
+                from segkit.deploy.labelmap import label_map
+
                 labels = label_map(smoother(logits), plan).numpy()
             tally.predict_seconds += time.perf_counter() - began
             tally.segmented += 1

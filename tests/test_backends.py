@@ -75,3 +75,9 @@ def test_compiled_graphs_per_size_are_bounded(small_checkpoint, photos):
     assert len(predictor.backend.graphs) == CACHED_SIZES
     assert (heights[-1] + 9, 49) in predictor.backend.graphs  # the most recent kept, the oldest dropped
     assert (49, 49) not in predictor.backend.graphs
+
+
+def test_the_backends_are_the_names_known_without_pytorch():
+    from segkit.runtime.choice import BACKEND_NAMES, BUNDLED
+
+    assert tuple(BACKENDS) == BACKEND_NAMES and set(BUNDLED) <= set(BACKENDS)

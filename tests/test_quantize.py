@@ -18,13 +18,14 @@ import torch
 
 import segkit.deploy.quantize as quantize_module
 import segkit.deploy.quantized as quantized_module
+from segkit.checkpoint import quantized_dir
 from segkit.config import Config, DataConfig, ModelConfig, TrainConfig
+from segkit.cpu import cpu_int8
 from segkit.data.synthetic import make_synthetic
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import default_backend, make_backend
 from segkit.deploy.quantize import calibration_photos
-from segkit.cpu import cpu_int8
-from segkit.deploy.quantized import QuantizedGraphs, quantized_dir, warn_once
+from segkit.deploy.quantized import QuantizedGraphs, warn_once
 from segkit.engine.trainer import train
 from segkit.errors import UserError
 from segkit.predict import Predictor

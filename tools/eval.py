@@ -18,12 +18,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from segkit.checkpoint import quantized_dir
 from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.config import SPLITS
 from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, make_backend
-from segkit.deploy.quantized import quantized_dir
 from segkit.devices import resolve_device
 from segkit.engine.evaluator import evaluate
 from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png

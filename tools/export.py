@@ -6,6 +6,7 @@ in its runtime before the file is written.
     python tools/export.py --checkpoint CKPT --out model_512.onnx --height 512 --width 1024 --labels
     python tools/export.py --checkpoint CKPT --out model_half.onnx --resolution half   # network at 512x1024
     python tools/export.py --checkpoint CKPT --format tflite --out phone.tflite --height 512 --width 1024
+    python tools/export.py --checkpoint CKPT --bundle street_bundle/ --backend openvino   # runs without PyTorch
 
 The LiteRT graph (needs .[mobile]) takes the camera's photo as it is, uint8 RGB (1, H, W, 3), and returns the
 head logits channels-last (1, h, w, 19) at the head's stride of the padded grid (1/8 with the skip; the tool prints
@@ -30,12 +31,15 @@ from pathlib import Path
 
 from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.deploy.export import OPSET, export_onnx
+from segkit.deploy.bundle import export_bundle
 from segkit.deploy.litert import describe_output, export_tflite
 from segkit.errors import UserError
 from segkit.fileio import write_json_atomic
 from segkit.inference import grid_stride, plan_for
 from segkit.predict import MIN_PHOTO_SIZE
 from segkit.resolutions import RESOLUTIONS
+from segkit.runtime.bundle import MANIFEST
+from segkit.runtime.choice import BUNDLED
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +47,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("config", nargs="?", help="config file (optional; must agree with the checkpoint's network, "
                         "normalisation and classes)")
     add_model_arguments(parser, required=True)
-    parser.add_argument("--out", required=True, help="file to write (.onnx, or .tflite with --format tflite)")
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", help="file to write (.onnx, or .tflite with --format tflite)")
+    target.add_argument("--bundle", metavar="DIR", help="write a deploy bundle (graph + bundle.json) to run without "
+                        "PyTorch (segkit.runtime), for --backend")
+    parser.add_argument("--backend", choices=tuple(BUNDLED), default="onnxruntime",
+                        help="with --bundle: the runtime and precision it runs in (default: onnxruntime)")
     parser.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
                         help="ONNX (normalised float input) or LiteRT for phones (uint8 photo input)")
     parser.add_argument("--height", type=int, default=1024, help="input height (default 1024)")
@@ -60,8 +69,19 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     if min(args.height, args.width) < MIN_PHOTO_SIZE:
         raise UserError(f"--height/--width must be at least {MIN_PHOTO_SIZE} pixels, got {args.height}x{args.width}.")
-    model, config, table = checkpoint_model(resolve_checkpoint(args.checkpoint, weights=args.weights), args.config)
+    checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights)
+    model, config, table = checkpoint_model(checkpoint, args.config)
     size = (args.height, args.width)
+    if args.bundle:
+        bundle, agreement = export_bundle(model, args.bundle, checkpoint, config.data.normalize, table, size,
+                                          args.resolution, args.backend)
+        print(f"wrote {args.bundle}: a {bundle.name} bundle for {args.width}x{args.height} photos at "
+              f"{args.resolution} resolution ({', '.join(bundle.meta['graph']['files'])}, {MANIFEST}); run it with "
+              "segkit.runtime (no PyTorch)")
+        print(f"parity with PyTorch (the runtime's labels, random photo): labels agree on {agreement:.3f}% of pixels")
+        if agreement < 99.9:
+            print("warning: the bundle's labels differ from PyTorch more than expected", file=sys.stderr)
+        return
     if args.format == "tflite":
         parity = export_tflite(model, args.out, size, config.data.normalize, args.resolution, labels=args.labels)
         inputs = f"photos (1, {args.height}, {args.width}, 3) uint8 RGB"

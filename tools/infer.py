@@ -35,17 +35,16 @@ import statistics
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
+from segkit.checkpoint import quantized_dir
 from segkit.cli import add_model_arguments, main_guard, resolve_checkpoint, user_message
-from segkit.deploy.backends import BACKEND_CHOICES
 from segkit.deploy.photos import expand_inputs, load_photo, output_names, write_outputs
-from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera,
-                                 open_video, segment_video)
 from segkit.errors import UserError
-from segkit.predict import Predictor
 from segkit.resolutions import RESOLUTIONS
+from segkit.runtime.choice import BACKEND_CHOICES, BUNDLED, bundled_auto
+from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera, open_video,
+                          segment_video)
 from segkit.weights import DEFAULT as DEFAULT_WEIGHTS
 
 
@@ -90,16 +89,17 @@ def main(argv=None) -> int:
     photos = [p for p in paths if p not in videos and not args.video]
     options = VideoOptions(args.resolution, args.every, args.max_frames, args.alpha, args.smooth, args.save_labels,
                            args.show)
-    if args.threads is not None and args.threads >= 1:
-        torch.set_num_threads(args.threads)  # this process's PyTorch pool (the runtimes get theirs from the backend)
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads {args.threads} must be at least 1.")
     checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights, fallback=DEFAULT_WEIGHTS)
-    predictor = Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads,
-                                          quantized=Path(args.quantized) if args.quantized else None)
     out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out_dir} ({e.strerror}); choose another --out.") from None
+    predictor = photo_predictor(args, checkpoint) if photos else None
+    if predictor is None or videos or args.video or args.camera is not None:
+        predictor = torch_predictor(args, checkpoint)
     print(f"backend {predictor.backend_name}, resolution {args.resolution}, writing to {out_dir}")
     for line in failures:
         print(f"error: {line}", file=sys.stderr)
@@ -117,7 +117,31 @@ def main(argv=None) -> int:
     return 1 if failures else 0
 
 
-def segment_photos(paths: list[Path], names: list[str], predictor: Predictor, out_dir: Path, resolution: str,
+def photo_predictor(args, checkpoint: Path):
+    """The photos' predictor without PyTorch where a deploy bundle serves the backend (PyTorch is imported only to
+    make a bundle the first time), else None."""
+    quantized = Path(args.quantized) if args.quantized else quantized_dir(checkpoint)
+    backend = bundled_auto(quantized) if args.backend == "auto" else args.backend
+    if backend not in BUNDLED:
+        return None
+    from segkit.runtime.predictor import RuntimePredictor
+
+    return RuntimePredictor(checkpoint, backend, args.threads)
+
+
+def torch_predictor(args, checkpoint: Path):
+    """The Predictor of ``segkit.predict`` (PyTorch): for videos, GPUs, int8 graphs and the torch backend."""
+    import torch
+
+    from segkit.predict import Predictor
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)  # this process's PyTorch pool (the runtimes get theirs from the backend)
+    return Predictor.from_checkpoint(checkpoint, backend=args.backend, threads=args.threads,
+                                     quantized=Path(args.quantized) if args.quantized else None)
+
+
+def segment_photos(paths: list[Path], names: list[str], predictor, out_dir: Path, resolution: str,
                    failures: list) -> None:
     latencies, sizes, attempted = [], set(), len(paths) + len(failures)  # failures so far: inputs naming nothing
     bar = tqdm(list(zip(paths, names)), unit="image", disable=len(paths) < 2, file=sys.stderr)
@@ -146,7 +170,7 @@ def segment_photos(paths: list[Path], names: list[str], predictor: Predictor, ou
     print(summary)
 
 
-def segment_one_video(open_source, predictor: Predictor, out_dir: Path, options: VideoOptions, failures: list,
+def segment_one_video(open_source, predictor, out_dir: Path, options: VideoOptions, failures: list,
                       said: set) -> bool:
     """One video input to its overlay video; a bad input is a failure line; each note is said once (``said``).
     True when the run was interrupted."""

@@ -25,11 +25,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from segkit.checkpoint import quantized_dir
 from segkit.cli import add_model_arguments, checkpoint_model, main_guard, resolve_checkpoint
 from segkit.data.layouts import build_dataset, resolve_data_root
 from segkit.deploy.quantize import FORMATS, KEEP_FLOAT, QuantizeJob, calibration_photos, nothing_written, \
     photo_size_of, quantize_checkpoint
-from segkit.deploy.quantized import quantized_dir
 from segkit.errors import UserError
 from segkit.resolutions import RESOLUTIONS
 

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from cityscapesscripts.helpers.labels import labels as _CS_LABELS
 
 from segkit.errors import UserError
 
@@ -209,6 +208,10 @@ def class_table(spec: str | os.PathLike | ClassTable | dict | None) -> ClassTabl
 
 @functools.cache
 def _cityscapes_table() -> ClassTable:
+    # cityscapesscripts (and the matplotlib it brings) only where Cityscapes' table is asked for: the runtime reads
+    # a bundle's own table.
+    from cityscapesscripts.helpers.labels import labels as _CS_LABELS
+
     train = sorted((lab for lab in _CS_LABELS if 0 <= lab.trainId < IGNORE_INDEX), key=lambda lab: lab.trainId)
     assert [lab.trainId for lab in train] == list(range(len(train)))  # trainIds are the output indices
     ignore = tuple(lab.id for lab in _CS_LABELS if 0 <= lab.id < 256 and not 0 <= lab.trainId < IGNORE_INDEX)

@@ -41,6 +41,7 @@ from segkit.deploy.quantized import LiteRTInt8Backend, OpenVinoInt8Backend, Quan
 from segkit.deploy.export import head_graph, ort_session, photo_graph
 from segkit.deploy.folding import optimize_for_inference
 from segkit.devices import resolve_device
+from segkit.runtime.choice import BACKEND_NAMES, default_cpu_backend
 from segkit.errors import UserError
 from segkit.inference import GridPlan, network_logits, to_labels
 
@@ -116,7 +117,8 @@ class OpenVinoBackend(Backend):
         return self.graphs.run(size, lambda: head_graph(self.model, size), inputs.contiguous().numpy())
 
 
-# The backends by name: what --backend offers (with "auto"), the Predictor builds and the benchmark compares.
+# The backends by name (segkit.runtime.choice.BACKEND_NAMES, known without PyTorch): what --backend offers (with
+# "auto"), the Predictor builds and the benchmark compares.
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "torch": TorchBackend,
     "onnxruntime": OnnxRuntimeBackend,
@@ -126,16 +128,16 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
     "litert": LiteRTBackend,
     "litert-int8": LiteRTInt8Backend,
 }
-BACKEND_CHOICES = ("auto", *BACKENDS)
+BACKEND_CHOICES = ("auto", *BACKEND_NAMES)
 NEEDS_QUANTIZED = ("openvino-int8", "litert-int8")  # backends that run a checkpoint's int8 graphs (tools/quantize.py)
 
 
 def default_backend(device: torch.device | None = None) -> str:
-    """The fastest float path of this machine (``tools/benchmark.py --backend all``): torch on a GPU; on a CPU
-    "openvino-bf16" where bfloat16 is native, else "onnxruntime" (float32)."""
+    """The fastest float path of this machine (``tools/benchmark.py --backend all``): torch on a GPU; on a CPU the
+    rule of ``segkit.runtime.choice.default_cpu_backend`` (by the CPU's kind)."""
     if (device if device is not None else resolve_device()).type == "cuda":
         return "torch"
-    return "openvino-bf16" if cpu_has_bf16() else "onnxruntime"
+    return default_cpu_backend()
 
 
 def make_backend(model: nn.Module, backend: str = "auto", options: BackendOptions = BackendOptions()) -> Backend:

@@ -18,8 +18,6 @@ from segkit.fileio import write_png
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-_CITYSCAPES = ClassTable.cityscapes()
-
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     """Image paths in the order given (folders searched recursively and sorted, glob patterns expanded), each file
@@ -97,7 +95,7 @@ def output_names(paths: list[Path]) -> list[str]:
 def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, table: ClassTable | None = None) -> np.ndarray:
     """The photo with its colour mask (the class table's colours, default Cityscapes') blended in (``alpha`` of the
     mask), RGB uint8."""
-    colours = (table or _CITYSCAPES).colorize(labels)
+    colours = (table or ClassTable.cityscapes()).colorize(labels)
     return cv2.addWeighted(colours, alpha, np.asarray(image, np.uint8), 1 - alpha, 0.0)
 
 
@@ -106,7 +104,7 @@ def write_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarra
     """``name``_color.png (the class table's colours), ``name``_overlay.png and ``name``_labelIds.png (single
     channel, the table's mask values: Cityscapes labelIds, what the official tools read) in ``out_dir``; the paths
     written. ``table``: the model's class table (default: Cityscapes')."""
-    table = table or _CITYSCAPES
+    table = table or ClassTable.cityscapes()
     outputs = {f"{name}_color.png": table.colorize(labels), f"{name}_overlay.png": overlay(image, labels, 0.5, table),
                f"{name}_labelIds.png": table.to_values(labels)}
     for filename, array in outputs.items():

@@ -38,12 +38,6 @@ from segkit.hub import file_sha256
 from segkit.inference import GridPlan, plan_for
 
 MANIFEST = "quantized.json"
-def quantized_dir(checkpoint) -> Path:
-    """Where a checkpoint's int8 graphs live: ``runs/demo/best.pt`` -> ``runs/demo/best.int8/``."""
-    checkpoint = Path(checkpoint)
-    return checkpoint.with_name(f"{checkpoint.stem}.int8")
-
-
 @functools.lru_cache(maxsize=None)
 def warn_once(text: str) -> None:
     """``text`` as one warning line on stderr, once per process."""
