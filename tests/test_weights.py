@@ -114,11 +114,11 @@ def test_infer_by_name_gives_the_authors_labels(reference, server, cache, tmp_pa
                                    "mnv3-large-cityscapes.json", "mnv3-large-cityscapes.pt"]
     # a second run finds everything in the cache; with no checkpoint and no runs, infer takes this model and says so
     del server.files[LARGE.remote.filename]
-    result = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), str(image), "--backend", "onnxruntime",
-                             "--out", str(tmp_path / "again")], capture_output=True, text=True, timeout=600,
-                            env=environment, cwd=tmp_path)
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "infer.py"), str(image), "--backend", "onnxruntime"],
+                            capture_output=True, text=True, timeout=600, env=environment, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "using the authors' mnv3-large-cityscapes" in result.stdout and "converted" not in result.stdout
+    assert (tmp_path / "infer" / "image_labelIds.png").is_file()  # outputs here, not in the cache
     assert server.hits == {LARGE.remote.filename: 1}
 
 

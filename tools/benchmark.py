@@ -8,6 +8,7 @@
     python tools/benchmark.py --table7 --runtime litert --threads 1     # the paper's protocol: the phone runtime
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
     python tools/benchmark.py --video [--checkpoint runs/demo/best.pt] [--backend all]
+    python tools/benchmark.py --cold [--checkpoint CKPT | --weights NAME] [--image PHOTO] [--repeats 5]
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
 1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime, openvino,
@@ -18,12 +19,16 @@ loader's samples/s (training pipeline at the config's crop) beside the training 
 generated 1024x2048 clip end to end through tools/infer.py's video path (decode, network, overlay, encode) against
 the single-image path on the same frames, in frames/s, for the default backend (or --backend). With --table7
 --runtime litert: every row's phone graph (LiteRT, XNNPACK, float32; rows 8 and 11 also int8) at 1024x2048 and
-512x1024, each as a ratio to row 8 beside the paper's Pixel 3 ratios (needs .[mobile]; about 15 minutes).
+512x1024, each as a ratio to row 8 beside the paper's Pixel 3 ratios (needs .[mobile]; about 15 minutes). With
+--cold: what a user meets first, whole processes timed one after another in alternating rounds -- tools/infer.py
+on one photo (default: a synthetic 1024x2048 street; --checkpoint default: row 8 with random weights) with its
+deploy bundle cached and the first time, beside `python -c "import torch"` and a plain torchvision LR-ASPP script.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -71,6 +76,8 @@ def parse_args(argv=None):
     parser.add_argument("--data", metavar="DIR", help="measure the training data loader on DIR against the "
                         "training step (at the config's data.crop_size and train.batch_size)")
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes for --data (default 2)")
+    parser.add_argument("--cold", action="store_true", help="whole-process time of tools/infer.py on one photo, "
+                        "bundle cached and first time, beside importing torch and a torchvision script")
     parser.add_argument("--video", action="store_true", help="frames/s of a generated 1024x2048 clip end to end "
                         "against single images (default CONFIG: lraspp_large; --repeats default 3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -92,6 +99,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.weights:
         args.checkpoint = str(resolve_checkpoint(None, weights=args.weights))
+    if args.cold:
+        return cold_start(args)
     check_args(args)
     torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
     photo = read_image(args.image) if args.image else None
@@ -107,6 +116,43 @@ def main(argv=None):
         else:
             model, config = None, load_config(path, args.overrides)
         print(measure(config, model, photo, args))
+
+
+def cold_start(args) -> None:
+    """``--cold``: tools/infer.py as a whole process, with the given or a random-weight row-8 checkpoint and photo."""
+    import tempfile
+
+    from segkit.benchmark.cold import cold_report, cold_text
+
+    with tempfile.TemporaryDirectory(prefix="segkit-cold-inputs-") as scratch:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else random_checkpoint(Path(scratch) / "row8.pt")
+        photo = Path(args.image) if args.image else street_photo(Path(scratch) / "street.png")
+        record = cold_report(checkpoint, photo, args.backend[0] if args.backend else "auto", args.repeats or 5,
+                             args.threads, say=lambda line: print(line, file=sys.stderr))
+    print(json.dumps(record) if args.json else cold_text(record))
+
+
+def random_checkpoint(path: Path) -> Path:
+    """Table 7 row 8 (configs/lraspp_large.py) with seeded random weights, saved as a checkpoint."""
+    from segkit.checkpoint import save_checkpoint
+    from segkit.config import table7_config
+    from segkit.models import build_model
+
+    torch.manual_seed(0)
+    config = table7_config(8).resolved()
+    save_checkpoint(path, {"model": build_model(config.model).state_dict(), "config": config.to_dict(),
+                           "iteration": 0})
+    return path
+
+
+def street_photo(path: Path) -> Path:
+    """A 1024x2048 synthetic street (segkit.data.synthetic), as a PNG."""
+    from segkit.data.synthetic import generate_scene, image_rng
+    from segkit.fileio import write_png
+
+    photo, _ = generate_scene(1024, 2048, image_rng(0, "val", 0))
+    write_png(path, photo)
+    return path
 
 
 def check_args(args) -> None:

@@ -75,7 +75,7 @@ def main(argv=None) -> None:
     if args.bundle:
         bundle, agreement = export_bundle(model, args.bundle, checkpoint, config.data.normalize, table, size,
                                           args.resolution, args.backend)
-        print(f"wrote {args.bundle}: a {bundle.name} bundle for {args.width}x{args.height} photos at "
+        print(f"wrote {args.bundle}: deploy bundle ({bundle.name}) for {args.width}x{args.height} photos at "
               f"{args.resolution} resolution ({', '.join(bundle.meta['graph']['files'])}, {MANIFEST}); run it with "
               "segkit.runtime (no PyTorch)")
         print(f"parity with PyTorch (the runtime's labels, random photo): labels agree on {agreement:.3f}% of pixels")

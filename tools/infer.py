@@ -8,15 +8,22 @@ video an overlay video.
     python tools/infer.py clip.mp4 --save-labels           # clip_overlay.mp4 (+ clip_labelIds/ per frame)
     python tools/infer.py "stuttgart_00/*.png" --video      # an ordered frame sequence, e.g. a demoVideo folder
     python tools/infer.py --camera 0 --show --max-frames 500
+    python tools/infer.py street.png --weights mnv3-small-cityscapes   # the authors' models by name
+
+The model: --checkpoint, --weights NAME (fetched and converted once: tools/weights.py), else the newest
+runs/*/best.pt, else the authors' mnv3-large-cityscapes (said on stdout). Photos go through a deploy bundle made
+once per checkpoint, photo size, resolution and backend into $SEGKIT_HOME/bundles/ and run without PyTorch
+(segkit.runtime) -- PyTorch is imported only to make a bundle; videos, the torch backend, int8 graphs and GPUs use
+the PyTorch Predictor.
 
 Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
 patterns. For an input NAME.ext the outputs are NAME_color.png (the checkpoint's class colours), NAME_overlay.png
 (the mask blended on the photo) and NAME_labelIds.png (single channel, the class table's mask values: Cityscapes
 labelIds, what the official tools read) in --out, by default the folder `infer/` beside the checkpoint
-(runs/<name>/infer/). Inputs (photos and videos) that share a NAME keep their extension in it (a.png, a.jpg ->
-a_png, a_jpg) or, from different folders, their folder (day/clip.mp4, night/clip.mp4 -> day/clip_overlay.mp4,
-night/clip_overlay.mp4): no output overwrites another. Photos are turned upright by their EXIF orientation (phone
-photos), as image viewers show them.
+(runs/<name>/infer/; for weights by name, `infer/` in the current folder). Inputs (photos and videos) that share a
+NAME keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from different folders, their folder
+(day/clip.mp4, night/clip.mp4 -> day/clip_overlay.mp4, night/clip_overlay.mp4): no output overwrites another.
+Photos are turned upright by their EXIF orientation (phone photos), as image viewers show them.
 
 Videos: a file with a video extension (.mp4, .avi, .mov, .mkv, ...: whatever OpenCV's FFmpeg decodes), the
 inputs as one ordered frame sequence with --video (frame rate --fps, Cityscapes' 17 by default), or a camera with
@@ -41,6 +48,7 @@ from segkit.checkpoint import quantized_dir
 from segkit.cli import add_model_arguments, main_guard, resolve_checkpoint, user_message
 from segkit.deploy.photos import expand_inputs, load_photo, output_names, write_outputs
 from segkit.errors import UserError
+from segkit.hub import home
 from segkit.resolutions import RESOLUTIONS
 from segkit.runtime.choice import BACKEND_CHOICES, BUNDLED, bundled_auto
 from segkit.video import (CITYSCAPES_FPS, VIDEO_EXTENSIONS, StillsSource, VideoOptions, open_camera, open_video,
@@ -92,7 +100,7 @@ def main(argv=None) -> int:
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads {args.threads} must be at least 1.")
     checkpoint = resolve_checkpoint(args.checkpoint, weights=args.weights, fallback=DEFAULT_WEIGHTS)
-    out_dir = Path(args.out) if args.out else checkpoint.parent / "infer"
+    out_dir = Path(args.out) if args.out else default_out(checkpoint)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -115,6 +123,12 @@ def main(argv=None) -> int:
         if segment_one_video(source, predictor, out_dir, options, failures, said):
             return 130
     return 1 if failures else 0
+
+
+def default_out(checkpoint: Path) -> Path:
+    """``infer/`` beside the checkpoint; for weights fetched by name (in the cache), ``infer/`` here."""
+    cache = home().resolve()
+    return Path("infer") if cache in checkpoint.resolve().parents else checkpoint.parent / "infer"
 
 
 def photo_predictor(args, checkpoint: Path):
