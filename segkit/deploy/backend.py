@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from segkit.cpu import has_bf16
+from segkit.runtime.runners import openvino_core
 from segkit.data.transforms import image_to_tensor, tensor_to_image
 from segkit.deploy.labelmap import label_map
 from segkit.devices import resolve_device
@@ -115,9 +116,7 @@ class CompiledGraphs(OrderedDict):
 def openvino_compiler(precision: str, threads: int | None) -> Callable[[bytes], Callable[[np.ndarray], np.ndarray]]:
     """ONNX bytes, or a graph file (ONNX or OpenVINO IR) -> a callable running it on OpenVINO's CPU plugin at
     ``precision``."""
-    import openvino
-
-    core = openvino.Core()
+    core = openvino_core()
     settings = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY",
                 "INFERENCE_NUM_THREADS": threads or torch.get_num_threads()}
 

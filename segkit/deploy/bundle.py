@@ -96,7 +96,9 @@ def _write_graph(model: nn.Module, normalize: str, plan: GridPlan, runtime: str,
         return ["graph.onnx"]
     import openvino
 
-    openvino.save_model(openvino.Core().read_model(graph, b""), folder / "graph.xml", compress_to_fp16=False)
+    from segkit.runtime.runners import openvino_core
+
+    openvino.save_model(openvino_core().read_model(graph, b""), folder / "graph.xml", compress_to_fp16=False)
     return ["graph.xml", "graph.bin"]
 
 

@@ -53,6 +53,7 @@ from segkit.engine.evaluator import evaluate
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_json_atomic
 from segkit.inference import GridPlan, grid_stride, model_labels, plan_for
+from segkit.runtime.runners import openvino_core
 
 FORMATS = {"openvino": OpenVinoInt8Backend, "litert": LiteRTInt8Backend}
 REQUIRES = {"openvino": [("nncf", "quantize")],
@@ -131,9 +132,7 @@ def float_names(first_conv: str | None, classifiers: list[str], keep_float) -> l
 def quantize_openvino(model: nn.Module, normalize: str, plan: GridPlan, photos, keep_float=()):
     """The NNCF-quantized OpenVINO graph of ``model``'s photo graph for ``plan``."""
     nncf = optional("nncf", "int8 OpenVINO graphs", "quantize")
-    import openvino
-
-    graph = openvino.Core().read_model(photo_graph(model, normalize, plan), b"")
+    graph = openvino_core().read_model(photo_graph(model, normalize, plan), b"")
     convs = [op.get_friendly_name() for op in graph.get_ordered_ops()
              if op.get_type_name() in ("Convolution", "GroupConvolution")]
     ignored = float_names(convs[0] if convs else None, [n for n in convs if "classifier" in n], keep_float)
