@@ -68,7 +68,7 @@ class Predictor:
         ``checkpoint``), which "auto" takes when they passed their accuracy gate."""
         if quantized is None and checkpoint is not None:
             quantized = quantized_dir(checkpoint)
-        options = BackendOptions(device, threads, normalize, quantized, checkpoint)
+        options = BackendOptions(device, threads, normalize, quantized, checkpoint, table)
         return cls(make_backend(model, backend, options), normalize, model.num_classes, checkpoint,
                    table=table or ClassTable.cityscapes())
 

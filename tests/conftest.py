@@ -39,6 +39,19 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _segkit_home(tmp_path_factory):
+    """segkit's cache (weights, deploy bundles) in a folder of this test session, never the user's: tests that
+    fetch or make things see an empty cache, and subprocesses inherit it."""
+    previous = os.environ.get("SEGKIT_HOME")
+    os.environ["SEGKIT_HOME"] = str(tmp_path_factory.mktemp("segkit_home"))
+    yield
+    if previous is None:
+        os.environ.pop("SEGKIT_HOME", None)
+    else:
+        os.environ["SEGKIT_HOME"] = previous
+
+
 # ---- the authors' reference graphs (tests/data/tf_reference, made by their deeplab code with random weights) ---
 
 @pytest.fixture(scope="session")

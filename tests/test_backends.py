@@ -6,7 +6,7 @@ import torch
 import segkit.deploy.backends as backends
 from segkit.deploy.backend import CACHED_SIZES, BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, BACKENDS, cpu_has_bf16, make_backend
-from segkit.deploy.export import HeadLogits
+from segkit.deploy.export import PhotoLogits
 from segkit.errors import UserError
 from segkit.inference import plan_prediction
 from segkit.predict import Predictor
@@ -19,7 +19,10 @@ def test_auto_backend_works_here_and_without_native_bf16(small_checkpoint, photo
     predictor = Predictor.from_checkpoint(path)  # auto: whatever this machine's fastest path is
     clear = photos.clear(model, image, config.data.normalize, "full")  # bfloat16 may flip near-ties
     assert (predictor.predict(image) == expected)[clear].mean() >= 0.999
-    # without native bfloat16 auto takes ONNX Runtime in float32 (both runtimes are required packages)
+    # without native bfloat16 auto takes ONNX Runtime in float32 (the rule of segkit.runtime.choice)
+    import segkit.runtime.choice as choice
+
+    monkeypatch.setattr(choice, "has_bf16", lambda: False)
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
     fallback = Predictor.from_checkpoint(path)
     assert fallback.backend_name == "onnxruntime" and (fallback.predict(image) == expected).mean() >= 0.999
@@ -34,12 +37,15 @@ def test_one_table_of_backends():
         make_backend(None, "torch", BackendOptions(threads=0))
 
 
-def test_openvino_float32_network_equals_pytorch(small_checkpoint, photos):
-    _, model, _ = small_checkpoint
-    images = torch.randn(1, 3, 96, 160, generator=torch.Generator().manual_seed(1))
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_float32_networks_equal_pytorch(small_checkpoint, photos, name):
+    _, model, config = small_checkpoint
+    photo = photos.random(96, 160, seed=1)
+    plan = plan_prediction((96, 160), 16)
     with torch.inference_mode():
-        expected = HeadLogits(model.eval())(images)
-    got = make_backend(model, "openvino").logits(images, plan_prediction((96, 160), 16))
+        expected = PhotoLogits(model.eval(), config.data.normalize, plan)(torch.from_numpy(photo)[None])
+    backend = make_backend(model, name)
+    got = backend.logits(backend.inputs(photo, plan), plan)
     assert expected.abs().max() > 0.1
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
 
@@ -73,8 +79,8 @@ def test_compiled_graphs_per_size_are_bounded(small_checkpoint, photos):
     for height in heights:
         predictor.predict(photos.random(height, 48))
     assert len(predictor.backend.graphs) == CACHED_SIZES
-    assert (heights[-1] + 9, 49) in predictor.backend.graphs  # the most recent kept, the oldest dropped
-    assert (49, 49) not in predictor.backend.graphs
+    assert plan_prediction((heights[-1], 48), 16) in predictor.backend.graphs  # the most recent kept
+    assert plan_prediction((heights[0], 48), 16) not in predictor.backend.graphs  # the oldest dropped
 
 
 def test_the_backends_are_the_names_known_without_pytorch():

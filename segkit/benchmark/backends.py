@@ -15,7 +15,6 @@ from segkit.benchmark.table7 import benchmark_config
 from segkit.config import Config
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import generate_scene
-from segkit.data.transforms import image_to_tensor
 from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKENDS, NEEDS_QUANTIZED, TorchBackend, cpu_has_bf16, default_backend
 from segkit.deploy.labelmap import label_map
@@ -143,9 +142,10 @@ def backend_runners(predictors: dict) -> dict:
 
 
 def network_alone(predictor: Predictor, image: np.ndarray) -> torch.Tensor:
-    """The backend's head logits of a normalised photo on the pixel grid (no resize, no label map)."""
+    """The backend's head logits of a photo at full resolution (its input made as the backend makes it: the pixels
+    for a graph that starts there), without the label map."""
     plan = plan_for(image.shape[:2], "full", predictor.backend.stride)
-    return predictor.backend.logits(plan.network_input(image_to_tensor(image, predictor.normalize)[None]), plan)
+    return predictor.backend.logits(predictor.backend.inputs(image, plan), plan)
 
 
 def interleaved_timings(runners: dict, resolutions, repeats: int, photo: np.ndarray | None) -> dict:

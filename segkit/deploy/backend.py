@@ -19,12 +19,13 @@ import torch
 from torch import nn
 
 from segkit.cpu import has_bf16
-from segkit.runtime.runners import openvino_core
+from segkit.data.classes import ClassTable
 from segkit.data.transforms import image_to_tensor, tensor_to_image
 from segkit.deploy.labelmap import label_map
 from segkit.devices import resolve_device
 from segkit.errors import UserError
 from segkit.inference import GridPlan, grid_stride, plan_for
+from segkit.runtime.runners import openvino_core
 
 CACHED_SIZES = 4  # compiled graphs kept per backend (one per photo size): a camera's photos share one size
 
@@ -34,13 +35,15 @@ class BackendOptions:
     """What a backend is built with besides the model: the ``device`` (``segkit.devices.resolve_device``), the
     runtime's ``threads`` (PyTorch's pool is the process's: ``torch.set_num_threads``), how photos are normalised
     (the checkpoint's ``data.normalize``), ``quantized``: the folder of the checkpoint's int8 graphs
-    (``tools/quantize.py``), and the ``checkpoint`` file the model came from (int8 graphs must be made from it)."""
+    (``tools/quantize.py``), the ``checkpoint`` file the model came from (int8 graphs must be made from it; deploy
+    bundles are cached under its hash) and its class ``table`` (what a bundle records; default Cityscapes')."""
 
     device: str | torch.device | None = None
     threads: int | None = None
     normalize: str = "tf"
     quantized: Path | None = None
     checkpoint: Path | None = None
+    table: ClassTable | None = None
 
 
 @dataclass(frozen=True)

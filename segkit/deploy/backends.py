@@ -28,22 +28,25 @@ from __future__ import annotations
 
 import copy
 import functools
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from segkit.deploy.backend import (Backend, BackendOptions, CompiledGraphs, PhotoInput, cpu_has_bf16,
-                                   openvino_compiler)
-from segkit.deploy.litert import LiteRTBackend
-from segkit.deploy.quantized import LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs, warn_once
-from segkit.deploy.export import head_graph, ort_session, photo_graph
+from segkit.data.classes import ClassTable
+from segkit.deploy.backend import Backend, BackendOptions, CompiledGraphs, PhotoInput, cpu_has_bf16
+from segkit.deploy.bundle import cached_bundle, write_bundle
 from segkit.deploy.folding import optimize_for_inference
+from segkit.deploy.litert import optional
+from segkit.deploy.quantized import LiteRTInt8Backend, OpenVinoInt8Backend, QuantizedGraphs, warn_once
 from segkit.devices import resolve_device
-from segkit.runtime.choice import BACKEND_NAMES, default_cpu_backend
 from segkit.errors import UserError
-from segkit.inference import GridPlan, network_logits, to_labels
+from segkit.inference import GridPlan, network_logits, plan_for, to_labels
+from segkit.resolutions import RESOLUTIONS
+from segkit.runtime.bundle import Bundle, bundle_key, checkpoint_sha256
+from segkit.runtime.choice import BACKEND_NAMES, default_cpu_backend
 
 
 class TorchBackend(Backend):
@@ -71,50 +74,80 @@ class TorchBackend(Backend):
         return to_labels(plan.upsample(logits))[0].cpu()  # the plan executed densely (the reference; GPUs)
 
 
-class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime on the CPU: the head graph (``segkit.deploy.export.HeadLogits``) exported once per input size."""
+class BundledBackend(Backend):
+    """ONNX Runtime, OpenVINO and LiteRT: the graph of each plan is a deploy bundle (``segkit.deploy.bundle``: the
+    photo's uint8 pixels to the head logits, normalisation and the plan's resize and pad inside) run by its
+    runtime's runner (``segkit.runtime.runners``) -- the graph and the runner ``tools/infer.py`` and
+    ``segkit.runtime`` use. Where the checkpoint is known (``BackendOptions.checkpoint``) the bundles are the
+    cache's (``$SEGKIT_HOME/bundles/``: made once, found by later processes), else this backend's own, made in a
+    temporary folder."""
 
-    name = "onnxruntime"
+    photo_graph = True
+    runtime: str
+    precision = "f32"
 
     def __init__(self, model: nn.Module, options: BackendOptions = BackendOptions()):
         super().__init__(model, options)
         self.model = copy.deepcopy(model).float().eval()
-        self.graphs = CompiledGraphs(lambda graph: _ort_runner(ort_session(graph, options.threads)))
+        self.checkpoint, self.table = options.checkpoint, options.table or ClassTable.cityscapes()
+        self.checkpoint_sha256 = checkpoint_sha256(options.checkpoint) if options.checkpoint else None
+        self.scratch = None if self.checkpoint_sha256 else tempfile.TemporaryDirectory(prefix="segkit-bundles-")
+        threads = options.threads
+        self.graphs = CompiledGraphs(lambda bundle: bundle.runner(threads))  # holds no reference to the backend
 
-    def logits(self, inputs: torch.Tensor, plan: GridPlan) -> torch.Tensor:
-        size = tuple(inputs.shape[-2:])
-        return self.graphs.run(size, lambda: head_graph(self.model, size), inputs.contiguous().numpy())
+    def logits(self, inputs: PhotoInput, plan: GridPlan) -> torch.Tensor:
+        return self.graphs.run(plan, lambda: self.bundle(plan), inputs.pixels)
+
+    def bundle(self, plan: GridPlan) -> Bundle:
+        """The deploy bundle of ``plan``: the cache's, made on first use, or this backend's own."""
+        resolution = next((name for name in RESOLUTIONS if plan_for(plan.image_size, name, self.stride) == plan),
+                          None)
+        if resolution is None:
+            raise UserError(f"backend={self.name!r} runs whole photos at the resolutions {', '.join(RESOLUTIONS)}.",
+                            "backend")
+        if self.checkpoint_sha256 is not None:
+            return cached_bundle(self.model, self.checkpoint, self.checkpoint_sha256, self.normalize, self.table, plan,
+                                 resolution, self.runtime, self.precision)
+        folder = Path(self.scratch.name) / bundle_key("", plan.image_size, resolution, self.runtime, self.precision)
+        return write_bundle(self.model, folder, None, "", self.normalize, self.table, plan, resolution, self.runtime,
+                            self.precision)
 
 
-def _ort_runner(session) -> Callable[[np.ndarray], np.ndarray]:
-    return lambda array: session.run(None, {"images": array})[0]
+class OnnxRuntimeBackend(BundledBackend):
+    """ONNX Runtime on the CPU, float32, all graph optimisations."""
+
+    name = "onnxruntime"
+    runtime = "onnxruntime"
 
 
-class OpenVinoBackend(Backend):
-    """OpenVINO's CPU plugin. For photos the graph starts at the uint8 pixels (``PhotoLogits``: normalisation and
-    the plan's resize and pad inside); normalised images (the evaluator) take the head graph. ``precision="bf16"``
+class OpenVinoBackend(BundledBackend):
+    """OpenVINO's CPU plugin, which fuses the graph's normalisation into the first convolution. ``precision="bf16"``
     runs convolutions in bfloat16 with float32 accumulation on CPUs that have it natively (AVX512-BF16 or AMX;
     OpenVINO's own default there): faster than float32, at the cost of a few label pixels flipping at class
     borders (BENCHMARKS.md; measured by ``tools/eval.py --backend openvino-bf16``)."""
 
-    def __init__(self, model: nn.Module, options: BackendOptions = BackendOptions(), precision: str = "f32"):
+    runtime = "openvino"
 
+    def __init__(self, model: nn.Module, options: BackendOptions = BackendOptions(), precision: str = "f32"):
         if precision == "bf16" and not cpu_has_bf16():
             raise UserError("this CPU has no native bfloat16 (AVX512-BF16 or AMX), so backend='openvino-bf16' would "
                             "be emulated and slow; use backend='openvino'.", "backend")
         self.name = "openvino" if precision == "f32" else f"openvino-{precision}"
+        self.precision = precision
         super().__init__(model, options)
-        self.model = copy.deepcopy(model).float().eval()
-        self.graphs = CompiledGraphs(openvino_compiler(precision, options.threads))
 
-    def inputs(self, photo: np.ndarray, plan: GridPlan):
-        return PhotoInput(np.ascontiguousarray(photo)[None])  # the photo graph resizes inside, at any size
 
-    def logits(self, inputs, plan: GridPlan) -> torch.Tensor:
-        if isinstance(inputs, PhotoInput):
-            return self.graphs.run(plan, lambda: photo_graph(self.model, self.normalize, plan), inputs.pixels)
-        size = tuple(inputs.shape[-2:])
-        return self.graphs.run(size, lambda: head_graph(self.model, size), inputs.contiguous().numpy())
+class LiteRTBackend(BundledBackend):
+    """LiteRT's interpreter in float32 (XNNPACK, the kernels of Android's runtime) on the phone graph
+    (``segkit.deploy.litert``), converted once per photo size and resolution (tens of seconds each: the converter
+    lowers through StableHLO; cached with the checkpoint's bundles)."""
+
+    name = "litert"
+    runtime = "litert"
+
+    def __init__(self, model: nn.Module, options: BackendOptions = BackendOptions()):
+        optional("ai_edge_litert.interpreter", "backend='litert'")
+        super().__init__(model, options)
 
 
 # The backends by name (segkit.runtime.choice.BACKEND_NAMES, known without PyTorch): what --backend offers (with

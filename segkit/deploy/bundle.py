@@ -22,6 +22,7 @@ from segkit.data.classes import ClassTable
 from segkit.errors import UserError
 from segkit.fileio import write_json_atomic
 from segkit.geometry import GridPlan
+from segkit.inference import grid_stride
 from segkit.hub import file_sha256, home, locked
 from segkit.runtime.bundle import FORMAT, MANIFEST, Bundle, DamagedBundle, bundle_key, runtime_versions
 
@@ -58,7 +59,8 @@ def write_bundle(model: nn.Module, folder, checkpoint, checkpoint_sha256: str, n
         files = _write_graph(model, normalize, plan, runtime, staging)
         meta = {"format": FORMAT, "checkpoint_sha256": checkpoint_sha256,
                 "checkpoint": str(checkpoint) if checkpoint else None, "classes": table.to_dict(),
-                "output_stride": int(model.output_stride), "logits_stride": int(model.logits_stride),
+                "output_stride": grid_stride(model), "logits_stride": int(getattr(model, "logits_stride",
+                                                                                     grid_stride(model))),
                 "resolution": resolution, "normalize": normalize, "runtime": runtime, "precision": precision,
                 "plan": {"image_size": list(plan.image_size), "network_size": list(plan.network_size),
                          "padded_size": list(plan.padded_size),

@@ -4,9 +4,9 @@ check against PyTorch.
 The wrappers put a prediction's ``segkit.inference.GridPlan`` inside the graph, so that what a runtime computes is
 what ``segkit.inference.predict_scores`` computes for that image size:
 
-- ``HeadLogits``: normalised images already on the pixel grid -> head logits (the backends' per-size graph);
-- ``PhotoLogits``: uint8 RGB photos (1, H, W, 3) -> normalise -> the plan's resize and pad -> head logits (OpenVINO
-  fuses the normalisation into the first convolution and never writes a float copy of the photo);
+- ``PhotoLogits``: uint8 RGB photos (1, H, W, 3) -> normalise -> the plan's resize and pad -> head logits (the
+  deploy bundles' graph, ``segkit.deploy.bundle``; OpenVINO fuses the normalisation into the first convolution and
+  never writes a float copy of the photo);
 - ``GridLogits``: normalised images of the photo's size -> the whole plan -> logits at the photo's size, or the
   label map (``tools/export.py``);
 - ``PhoneGraph``: what a phone app calls (``segkit.deploy.litert``): uint8 RGB photos (1, H, W, 3) -> the plan ->
@@ -39,17 +39,6 @@ from segkit.fileio import atomic_write_bytes
 from segkit.inference import GridPlan, grid_stride, network_logits, plan_for, predict_scores, to_labels
 
 OPSET = 17
-
-
-class HeadLogits(nn.Module):
-    """Normalised images on the pixel grid (a plan's network input) -> the model's head logits."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return network_logits(self.model, images)
 
 
 class PhotoLogits(nn.Module):
@@ -106,11 +95,6 @@ def onnx_bytes(module: nn.Module, example: torch.Tensor, output_name: str = "log
         torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=opset, input_names=["images"],
                           output_names=[output_name], do_constant_folding=True)
     return buffer.getvalue()
-
-
-def head_graph(model: nn.Module, padded_size: tuple[int, int]) -> bytes:
-    """``HeadLogits`` for normalised (1, 3, *padded_size) float32 inputs."""
-    return onnx_bytes(HeadLogits(model), torch.zeros(1, 3, *padded_size))
 
 
 def photo_graph(model: nn.Module, normalize: str, plan: GridPlan) -> bytes:

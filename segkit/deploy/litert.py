@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from segkit.deploy.backend import Backend, BackendOptions, CompiledGraphs, PhotoInput
 from segkit.deploy.export import Parity, PhoneGraph
 from segkit.deploy.labelmap import label_map
 from segkit.errors import UserError, quiet_native_stderr
@@ -92,23 +91,6 @@ class TfliteRunner:
 def nchw(logits: torch.Tensor) -> torch.Tensor:
     """A phone graph's channels-last logits (1, h, w, C) as the label map takes them (1, C, h, w)."""
     return logits.permute(0, 3, 1, 2).contiguous()
-
-
-class LiteRTBackend(Backend):
-    """LiteRT in float32 (XNNPACK): the phone graph converted once per photo size and resolution on first use
-    (tens of seconds each: the converter lowers through StableHLO), then run by the interpreter."""
-
-    name = "litert"
-    photo_graph = True
-
-    def __init__(self, model: nn.Module, options: BackendOptions = BackendOptions()):
-        super().__init__(model, options)
-        optional("ai_edge_litert.interpreter", "backend='litert'")
-        self.model = copy.deepcopy(model).float().eval()
-        self.graphs = CompiledGraphs(lambda content: TfliteRunner(content, options.threads))
-
-    def logits(self, inputs: PhotoInput, plan: GridPlan) -> torch.Tensor:
-        return nchw(self.graphs.run(plan, lambda: tflite_bytes(self.model, self.normalize, plan), inputs.pixels))
 
 
 @torch.inference_mode()
