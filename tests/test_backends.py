@@ -1,5 +1,12 @@
 """segkit.deploy.backends: each backend against the eager model, auto's choice and fallbacks, OpenVINO's photo graph
-(float32 and bfloat16), odd sizes, bounded per-size caches."""
+(float32 and bfloat16), odd sizes, bounded per-size caches; released backends freed on the spot, the process intact
+after them."""
+import gc
+import json
+import subprocess
+import sys
+import weakref
+
 import pytest
 import torch
 
@@ -7,8 +14,11 @@ import segkit.deploy.backends as backends
 from segkit.deploy.backend import CACHED_SIZES, BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, BACKENDS, cpu_has_bf16, make_backend
 from segkit.deploy.export import PhotoLogits
+from segkit.deploy.export import photo_graph
+from segkit.deploy.quantized import MANIFEST
 from segkit.errors import UserError
-from segkit.inference import plan_prediction
+from segkit.hub import file_sha256
+from segkit.inference import grid_stride, plan_for, plan_prediction
 from segkit.predict import Predictor
 
 
@@ -87,3 +97,79 @@ def test_the_backends_are_the_names_known_without_pytorch():
     from segkit.runtime.choice import BACKEND_NAMES, BUNDLED
 
     assert tuple(BACKENDS) == BACKEND_NAMES and set(BUNDLED) <= set(BACKENDS)
+
+
+def write_openvino_graphs(folder, checkpoint, model, normalize, size=(64, 128)):
+    """A ``quantized.json`` folder of OpenVINO graphs for ``size`` at both resolutions (float graphs stand in for
+    int8 ones: the backend runs whatever the folder holds)."""
+    import openvino
+
+    from segkit.cpu import cpu_int8
+    from segkit.runtime.runners import openvino_core
+
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for resolution in ("full", "half"):
+        file = f"openvino_{resolution}.xml"
+        graph = photo_graph(model, normalize, plan_for(size, resolution, grid_stride(model)))
+        openvino.save_model(openvino_core().read_model(graph, b""), folder / file)
+        kind, isa = cpu_int8()
+        records.append({"format": "openvino", "photo_size": list(size), "resolution": resolution, "file": file,
+                        "cpu_int8": kind, "cpu_isa": isa})
+    (folder / MANIFEST).write_text(json.dumps({"checkpoint_sha256": file_sha256(checkpoint), "graphs": records}))
+    return folder
+
+
+# Built in a child, as a crash would take pytest with it: two float OpenVINO backends released in the order they
+# were made, then an int8 one (two graphs) released by a garbage collection on another thread; then a signal the
+# process handles (torch's DataLoader installs a SIGCHLD handler) and a child process to send it.
+RELEASE_THEN_SIGNAL = """
+import gc, signal, subprocess, sys, threading
+import numpy as np
+from segkit.predict import Predictor
+checkpoint, int8 = sys.argv[1:]
+photo = np.zeros((64, 128, 3), np.uint8)
+first, second = (Predictor.from_checkpoint(checkpoint, backend="openvino") for _ in range(2))
+first.predict(photo), second.predict(photo)
+del first, second
+predictor = Predictor.from_checkpoint(checkpoint, backend="openvino-int8", quantized=int8)
+predictor.predict(photo, "full"), predictor.predict(photo, "half")
+del predictor
+collector = threading.Thread(target=gc.collect)
+collector.start(), collector.join()
+signal.signal(signal.SIGCHLD, lambda *_: None)
+subprocess.run([sys.executable, "-c", "pass"], check=True)
+print("signal delivered")
+"""
+
+
+def test_released_openvino_graphs_leave_signal_delivery_intact(small_checkpoint, tmp_path):
+    # OpenVINO's CPU plugin gives the thread that loads it an alternate signal stack and unmaps it when the plugin
+    # goes; one plugin per Core, released out of order or on another thread, left the thread's signal stack
+    # unmapped, and the next handled signal killed the process with SIGSEGV (no traceback: the kernel cannot
+    # deliver it). One Core per process keeps one plugin alive.
+    path, model, config = small_checkpoint
+    int8 = write_openvino_graphs(tmp_path / "int8", path, model, config.data.normalize)
+    result = subprocess.run([sys.executable, "-c", RELEASE_THEN_SIGNAL, str(path), str(int8)], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "signal delivered" in result.stdout, (result.returncode, result.stderr[-2000:])
+
+
+@pytest.mark.parametrize("backend", ["openvino-int8", "litert-int8", "onnxruntime", "openvino", "litert"])
+def test_backends_are_freed_without_the_cycle_collector(small_checkpoint, tmp_path, backend):
+    # Freed by reference counting when the last reference goes, on that thread: not by a later garbage collection
+    # on whatever thread runs it.
+    if "litert" in backend:
+        pytest.importorskip("ai_edge_litert", reason="needs the optional extra .[mobile] (make test installs it)")
+    path, model, config = small_checkpoint
+    folder = tmp_path / "int8"
+    folder.mkdir()
+    record = {"format": backend.split("-")[0], "photo_size": [64, 128], "resolution": "full", "file": "graph"}
+    (folder / MANIFEST).write_text(json.dumps({"checkpoint_sha256": file_sha256(path), "graphs": [record]}))
+    gc.disable()
+    try:
+        freed = weakref.ref(make_backend(model, backend, BackendOptions(quantized=folder, checkpoint=path)))
+        assert freed() is None
+    finally:
+        gc.enable()
+

@@ -112,10 +112,13 @@ class QuantizedBackend(Backend):
         if options.checkpoint is not None and not graphs.made_from(options.checkpoint):
             raise UserError(f"the int8 graphs in {graphs.folder} were made from another checkpoint than "
                             f"{options.checkpoint}; quantize it again with tools/quantize.py.", "backend")
-        self.graphs, self.fallback, self.threads = graphs, fallback, options.threads
-        self.compiled = CompiledGraphs(self.compile)
+        self.graphs, self.fallback = graphs, fallback
+        # compile is a static method: the cache must not hold the backend (a reference cycle would leave the
+        # compiled graphs to a later garbage collection, on whatever thread runs it).
+        self.compiled = CompiledGraphs(functools.partial(self.compile, threads=options.threads))
 
-    def compile(self, path):
+    @staticmethod
+    def compile(path, threads: int | None):
         raise NotImplementedError
 
     def covers(self, plan: GridPlan) -> bool:
@@ -156,9 +159,9 @@ class OpenVinoInt8Backend(QuantizedBackend):
             warn_once(f"{other_cpu}, whose int8 arithmetic differs; quantize again on this machine "
                       "(tools/quantize.py) to check them here.")
 
-    def compile(self, path):
-        precision = "bf16" if cpu_has_bf16() else "f32"
-        return openvino_compiler(precision, self.threads)(path)
+    @staticmethod
+    def compile(path, threads: int | None):
+        return openvino_compiler("bf16" if cpu_has_bf16() else "f32", threads)(path)
 
 
 class LiteRTInt8Backend(QuantizedBackend):
@@ -168,8 +171,9 @@ class LiteRTInt8Backend(QuantizedBackend):
     name = "litert-int8"
     format = "litert"
 
-    def compile(self, path):
-        return TfliteRunner(Path(path).read_bytes(), self.threads)
+    @staticmethod
+    def compile(path, threads: int | None):
+        return TfliteRunner(Path(path).read_bytes(), threads)
 
     def logits(self, inputs, plan: GridPlan) -> torch.Tensor:
         logits = super().logits(inputs, plan)
