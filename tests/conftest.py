@@ -19,7 +19,7 @@ from torch import nn  # noqa: E402
 from segkit.benchmark.video import decode  # noqa: E402
 from segkit.config import Config, ModelConfig  # noqa: E402
 from segkit.data.synthetic import generate_scene, image_rng  # noqa: E402
-from segkit.data.transforms import image_to_tensor  # noqa: E402
+from segkit.data.normalize import image_to_tensor  # noqa: E402
 from segkit.checkpoint import save_checkpoint  # noqa: E402
 from segkit.inference import predict_scores, to_labels  # noqa: E402
 from segkit.models import build_model, tf_checkpoint  # noqa: E402

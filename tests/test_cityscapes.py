@@ -1,4 +1,6 @@
 import itertools
+import subprocess
+import sys
 import shutil
 
 import cv2
@@ -314,3 +316,13 @@ def test_unknown_label_values_are_counted_and_said_once(copy, capsys):
     with pytest.raises(UserError) as error:
         CityscapesDataset(copy, "train", table=PARKING, unknown_values="error")
     assert "\n" not in str(error.value) and "data.unknown_values=ignore" in str(error.value)
+
+
+def test_an_evaluation_data_set_is_the_images_as_they_are_and_needs_no_albumentations(tree):
+    # albumentations (0.8 s to import) only where a training pipeline is built
+    code = ("import sys; from segkit.config import DataConfig; from segkit.data.layouts import build_dataset; "
+            f"ds = build_dataset(DataConfig(root={str(tree)!r}), 'val'); item = ds[0]; "
+            "assert ds.transform is None and tuple(item['image'].shape) == (3, 64, 128); "
+            "print('albumentations' in sys.modules, 'matplotlib' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.split() == ["False", "False"], result.stderr[-1000:]

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from segkit.config import ModelConfig
-from segkit.data.transforms import image_to_tensor
+from segkit.data.normalize import image_to_tensor
 from segkit.deploy.export import check_parity, export_onnx, grid_graph, ort_session
 from segkit.inference import plan_for
 from segkit.models import build_model

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import segkit.geometry as geometry
-from segkit.data.transforms import image_to_tensor
+from segkit.data.normalize import image_to_tensor
 from segkit.deploy.backends import BACKENDS, NEEDS_QUANTIZED, cpu_has_bf16
 from segkit.deploy.export import grid_graph, ort_session
 from segkit.deploy.labelmap import label_map

@@ -14,7 +14,7 @@ import torch
 from segkit.config import ModelConfig
 from segkit.data.labels import to_train_ids
 from segkit.data.synthetic import generate_scene
-from segkit.data.transforms import image_to_tensor
+from segkit.data.normalize import image_to_tensor
 from segkit.deploy import labelmap as torch_labelmap
 from segkit.geometry import GridPlan, grid_size, plan_for
 from segkit.inference import to_labels

@@ -26,7 +26,7 @@ from torch.utils.data import Dataset
 
 from segkit.data.classes import IGNORE_INDEX, ClassTable
 from segkit.data.images import image_size, read_image, read_mask_file
-from segkit.data.transforms import image_to_tensor
+from segkit.data.normalize import image_to_tensor
 from segkit.errors import UserError
 
 MAKE_DATA_HINT = "tools/make_synthetic.py (a synthetic city in either layout)"

@@ -10,7 +10,6 @@ from segkit.data.cityscapes import CityscapesDataset
 from segkit.data.classes import ClassTable, class_table
 from segkit.data.dataset import MAKE_DATA_HINT, SegmentationDataset
 from segkit.data.folder import FolderDataset
-from segkit.data.transforms import eval_transform, train_transform
 from segkit.errors import UserError
 
 LAYOUTS = {"cityscapes": CityscapesDataset, "folder": FolderDataset}
@@ -25,7 +24,11 @@ def build_dataset(config: DataConfig, split: str, data_root: str | os.PathLike |
     """
     root = resolve_data_root(data_root, config.root)
     train = (split == "train") if train is None else train
-    transform = train_transform(config, jitter=config.color_jitter, seed=seed) if train else eval_transform(config)
+    transform = None  # evaluation: the images as they are
+    if train:
+        from segkit.data.transforms import train_transform  # albumentations: only for training
+
+        transform = train_transform(config, jitter=config.color_jitter, seed=seed)
     return LAYOUTS[config.layout](root, split, transform=transform, normalize=config.normalize, labels=labels,
                                   table=table or class_table(config.classes), unknown_values=config.unknown_values)
 

@@ -20,7 +20,7 @@ from torch import nn
 
 from segkit.cpu import has_bf16
 from segkit.data.classes import ClassTable
-from segkit.data.transforms import image_to_tensor, tensor_to_image
+from segkit.data.normalize import image_to_tensor, tensor_to_image
 from segkit.deploy.labelmap import label_map
 from segkit.devices import resolve_device
 from segkit.errors import UserError

@@ -33,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from segkit.data.transforms import scale_offset
+from segkit.data.normalize import scale_offset
 from segkit.errors import UserError
 from segkit.fileio import atomic_write_bytes
 from segkit.inference import GridPlan, grid_stride, network_logits, plan_for, predict_scores, to_labels

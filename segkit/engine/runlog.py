@@ -12,11 +12,7 @@ import resource
 import time
 from pathlib import Path
 
-import matplotlib
 import torch
-
-matplotlib.use("Agg")  # files only: no display needed, safe on servers and in workers
-import matplotlib.pyplot as plt  # noqa: E402
 
 
 class RunLog:
@@ -91,6 +87,11 @@ def trim_log(path: Path, iteration: int) -> None:
 
 def plot_curves(log_path: Path, out_path: Path) -> None:
     """Loss, learning rate and validation mIoU against iterations, as one PNG."""
+    import matplotlib  # only when plotting
+
+    matplotlib.use("Agg")  # files only: no display needed, safe on servers and in workers
+    import matplotlib.pyplot as plt
+
     records = read_log(log_path)
     steps = [r for r in records if "loss" in r]
     evals = [r for r in records if "val_miou" in r]
