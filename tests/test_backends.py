@@ -29,13 +29,16 @@ def test_auto_backend_works_here_and_without_native_bf16(small_checkpoint, photo
     predictor = Predictor.from_checkpoint(path)  # auto: whatever this machine's fastest path is
     clear = photos.clear(model, image, config.data.normalize, "full")  # bfloat16 may flip near-ties
     assert (predictor.predict(image) == expected)[clear].mean() >= 0.999
-    # without native bfloat16 auto takes ONNX Runtime in float32 (the rule of segkit.runtime.choice)
+    # without native bfloat16 auto takes OpenVINO in float32 (the rule of segkit.runtime.choice)
     import segkit.runtime.choice as choice
 
     monkeypatch.setattr(choice, "has_bf16", lambda: False)
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
     fallback = Predictor.from_checkpoint(path)
-    assert fallback.backend_name == "onnxruntime" and (fallback.predict(image) == expected).mean() >= 0.999
+    assert fallback.backend_name == "openvino" and (fallback.predict(image) == expected).mean() >= 0.999
+    # and ONNX Runtime where OpenVINO is not installed (segkit without the [torch] or [openvino] extra)
+    monkeypatch.setattr(choice, "installed", lambda package: False)
+    assert Predictor.from_checkpoint(path).backend_name == "onnxruntime"
 
 
 def test_one_table_of_backends():

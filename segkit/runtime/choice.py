@@ -1,9 +1,11 @@
 """Which backend segments a photo, decided without PyTorch: the backends' names (``segkit.deploy.backends.BACKENDS``
 is keyed by them), the ones a deploy bundle serves, and what ``auto`` takes on this machine's CPU.
 
-``auto`` on a CPU is the fastest float path measured there (``tools/benchmark.py --backend all``, BENCHMARKS.md),
-by the CPU's kind (``segkit.cpu``): OpenVINO in bfloat16 where the CPU has it natively (AVX512-BF16, AMX), else
-ONNX Runtime in float32. A GPU, or int8 graphs beside the checkpoint, are
+``auto`` on a CPU is the fastest float path measured on CPUs of its kind (``tools/benchmark.py --backend all``,
+BENCHMARKS.md "auto by the CPU's kind"), read from its flags (``segkit.cpu``): OpenVINO in bfloat16 where the CPU
+has it natively (AVX512-BF16, AMX: 1.7x ONNX Runtime's speed at 1024x2048), else OpenVINO in float32 (on AVX2
+about 18 % faster than ONNX Runtime, on AVX-512 without bfloat16 as fast or a little faster), and ONNX Runtime
+where OpenVINO is not installed (a runtime-only install). A GPU, or int8 graphs beside the checkpoint, are
 the PyTorch side's to decide (``segkit.deploy.backends.make_backend``).
 """
 from __future__ import annotations
@@ -23,9 +25,14 @@ BUNDLED = {"onnxruntime": ("onnxruntime", "f32"), "openvino": ("openvino", "f32"
 def default_cpu_backend() -> str:
     """The fastest float backend on this CPU (module docstring), among the runtimes installed (an install without
     the [torch] or [openvino] extra has ONNX Runtime only)."""
-    if has_bf16() and importlib.util.find_spec("openvino") is not None:
-        return "openvino-bf16"
-    return "onnxruntime"
+    if not installed("openvino"):
+        return "onnxruntime"
+    return "openvino-bf16" if has_bf16() else "openvino"
+
+
+def installed(package: str) -> bool:
+    """Whether ``package`` can be imported here (without importing it)."""
+    return importlib.util.find_spec(package) is not None
 
 
 def gpu_present() -> bool:
