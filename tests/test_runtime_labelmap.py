@@ -142,15 +142,26 @@ def test_ties_go_to_the_first_class(path):
 @pytest.mark.parametrize("steps", [(("corners", 1025), ("crop", 1024)), (("corners", 513), ("crop", 512),
                                                                           ("centers", 1023)),
                                    (("corners", 385), ("crop", 375)), (("corners", 97),), (("corners", 1),)])
-def test_the_weights_are_those_of_the_torch_label_map(steps):
+def test_the_weights_are_those_of_torchs_interpolation(steps):
+    # each step's matrix is F.interpolate (align_corners True for "corners", False for "centers") of the unit
+    # vectors; the axis plan is their product, in windows of k cells
+    import torch.nn.functional as F
+
+    for kind, n_out in (("corners", 97), ("centers", 1023), ("centers", 5), ("corners", 1)):
+        torchs = F.interpolate(torch.eye(13, dtype=torch.float64)[None], size=n_out, mode="linear",
+                               align_corners=kind == "corners")[0].T.numpy()
+        np.testing.assert_allclose(labelmap.interpolation_matrix(13, n_out, kind), torchs, rtol=0, atol=1e-12)
+    assert np.array_equal(labelmap.interpolation_matrix(13, 7, "crop"), np.eye(13)[:7])
     n_in = (steps[0][1] - 1) // 8 + 1
-    ours, theirs = labelmap.axis_plan(n_in, steps), torch_labelmap.axis_plan(n_in, steps)
-    assert ours.k == theirs.k and ours.weights.dtype == np.float32
-    for name in ("start", "weights", "groups"):
-        assert np.array_equal(getattr(ours, name), getattr(theirs, name).numpy()), name
-    for kind, n_out in (("corners", 97), ("centers", 1023), ("centers", 5), ("crop", 7)):
-        assert np.array_equal(labelmap.interpolation_matrix(13, n_out, kind),
-                              torch_labelmap.interpolation_matrix(13, n_out, kind).numpy())
+    plan = labelmap.axis_plan(n_in, steps)
+    matrix = np.eye(n_in)
+    for kind, n_out in steps:
+        matrix = labelmap.interpolation_matrix(matrix.shape[0], n_out, kind) @ matrix
+    rebuilt = np.zeros((matrix.shape[0], n_in + plan.k - 1))
+    for row, (start, weights) in enumerate(zip(plan.start, plan.weights)):
+        rebuilt[row, start: start + plan.k] = weights
+    np.testing.assert_allclose(rebuilt[:, :n_in], matrix, atol=1e-6)
+    assert plan.weights.dtype == np.float32 and torch_labelmap.axis_plan(n_in, steps).k == plan.k
 
 
 def test_the_runtime_label_map_runs_without_torch():

@@ -22,41 +22,21 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from segkit.inference import GridPlan, to_labels
+from segkit.runtime.labelmap import axis_plan as runtime_axis_plan
 # Fraction of mixed windows (one per low-resolution cell) above which the dense path is cheaper: the sparse path's
 # cost grows with the mixed windows, the dense one's does not (break-even near 0.8 on 2 cores, full and half size).
 MAX_MIXED = 0.75
 
 
-def interpolation_matrix(n_in: int, n_out: int, kind: str) -> torch.Tensor:
-    """The (n_out, n_in) matrix of one ``segkit.inference.ResizeStep`` along an axis, as
-    ``F.interpolate(mode="bilinear")`` computes it (or the crop's selection)."""
-    if kind == "crop":
-        return torch.eye(n_in, dtype=torch.float64)[:n_out]
-    out = torch.arange(n_out, dtype=torch.float64)
-    if kind == "corners":
-        source = out * ((n_in - 1) / (n_out - 1)) if n_out > 1 else torch.zeros_like(out)
-    else:
-        source = ((out + 0.5) * (n_in / n_out) - 0.5).clamp(min=0)
-    low = source.floor().long().clamp(max=n_in - 1)
-    high = (low + 1).clamp(max=n_in - 1)
-    frac = source - low
-    matrix = torch.zeros(n_out, n_in, dtype=torch.float64)
-    matrix[torch.arange(n_out), low] += 1 - frac
-    matrix[torch.arange(n_out), high] += frac
-    return matrix
-
-
 @dataclass(frozen=True)
 class AxisPlan:
-    """One axis through the resize chain. Each output index reads a window of k consecutive input cells from
-    ``start`` (``weights`` (n_out, k)), and ``groups[i]`` lists the output indices whose window starts at cell i
-    (-1 padded). An output that reads fewer cells (one lands exactly on a cell, as every 8th does on the pixel
-    grid) still takes the k-cell window of its neighbours, since a label constant over more cells is constant over
-    its own; one window per cell keeps the blocks of the mixed windows whole."""
+    """``segkit.runtime.labelmap.AxisPlan`` (one axis through the resize chain: each output's k-cell window from
+    ``start``, its ``weights``, and the outputs ``groups`` of each window) as tensors."""
 
     k: int
     start: torch.Tensor
@@ -66,20 +46,9 @@ class AxisPlan:
 
 @functools.lru_cache(maxsize=16)
 def axis_plan(n_in: int, steps: tuple[tuple[str, int], ...]) -> AxisPlan:
-    matrix = torch.eye(n_in, dtype=torch.float64)
-    for kind, n_out in steps:
-        matrix = interpolation_matrix(matrix.shape[0], n_out, kind) @ matrix
-    nonzero = matrix > 0
-    start = nonzero.float().argmax(dim=1)
-    k = int((n_in - nonzero.flip(1).float().argmax(dim=1) - start).max())
-    matrix = F.pad(matrix, (0, k - 1))  # windows may run past the end: the caller pads by replication
-    weights = matrix.gather(1, start[:, None] + torch.arange(k)).float()
-    counts = torch.bincount(start, minlength=n_in)
-    groups = torch.full((n_in, int(counts.max())), -1, dtype=torch.long)
-    order = torch.argsort(start, stable=True)
-    offsets = torch.arange(len(start)) - (torch.cumsum(counts, 0) - counts)[start[order]]
-    groups[start[order], offsets] = order
-    return AxisPlan(k, start, weights, groups)
+    """The runtime's axis plan (the weights are computed once, in numpy, for both label maps), as tensors."""
+    plan = runtime_axis_plan(n_in, steps)
+    return AxisPlan(plan.k, *(torch.from_numpy(np.array(a)) for a in (plan.start, plan.weights, plan.groups)))
 
 
 def label_map(logits: torch.Tensor, plan: GridPlan, block_batch: int = 1024) -> torch.Tensor:
