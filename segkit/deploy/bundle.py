@@ -30,17 +30,15 @@ CACHED_BUNDLES = 16  # bundles kept in the cache: a camera's photos share one si
 PRECISIONS = {"onnxruntime": ("f32",), "openvino": ("f32", "bf16"), "litert": ("f32",)}
 
 
-def cached_bundle(model: nn.Module | None, checkpoint, checkpoint_sha256: str, normalize: str, table: ClassTable,
-                  plan: GridPlan, resolution: str, runtime: str, precision: str, load_model=None) -> Bundle:
-    """The cached bundle of this (checkpoint, plan, runtime, precision), made on first use (``model``, or
-    ``load_model()`` where the caller has not built it yet)."""
+def cached_bundle(model: nn.Module, checkpoint, checkpoint_sha256: str, normalize: str, table: ClassTable,
+                  plan: GridPlan, resolution: str, runtime: str, precision: str) -> Bundle:
+    """The cached bundle of this (checkpoint, plan, runtime, precision), made from ``model`` on first use."""
     folder = home() / "bundles" / bundle_key(checkpoint_sha256, plan.image_size, resolution, runtime, precision)
     with locked(folder):
         with contextlib.suppress(DamagedBundle):
             bundle = Bundle.read(folder, checkpoint_sha256, versions=True)
             bundle.touch()
             return bundle
-        model = model if model is not None else load_model()
         bundle = write_bundle(model, folder, checkpoint, checkpoint_sha256, normalize, table, plan, resolution,
                               runtime, precision)
     _trim(folder.parent)

@@ -18,7 +18,6 @@ from segkit.runtime.choice import BUNDLED
 from segkit.runtime.labelmap import label_map
 
 
-
 @dataclass
 class Timing:
     """Milliseconds of the last ``predict``: the photo to its labels (``network_ms``: the graph, normalisation and
