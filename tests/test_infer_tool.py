@@ -74,11 +74,16 @@ def test_folder_and_glob_to_out_with_onnxruntime(workdir):
     assert len(names) == 9 and {"x_color.png", "y_overlay.png", "good_labelIds.png"} <= set(names)
 
 
-def test_no_checkpoint_says_how_to_get_one(tmp_path):
+def test_no_checkpoint_takes_the_authors_model_and_offline_says_how_to_get_it(tmp_path, monkeypatch):
+    # no --checkpoint and no runs here: the authors' model, fetched by name -- here from an empty mirror folder,
+    # as on a machine without network (tests/test_weights.py serves the real thing)
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.setenv("SEGKIT_WEIGHTS_MIRROR", str(tmp_path / "mirror"))
     write_photo(tmp_path / "good.png")
     result = infer(tmp_path, "good.png")
+    assert "using the authors' mnv3-large-cityscapes" in result.stdout
     assert result.returncode == 2 and result.stderr.count("\n") == 1
-    assert "runs/*/best.pt" in result.stderr and "tools/train.py" in result.stderr
+    assert "SEGKIT_WEIGHTS_MIRROR" in result.stderr and "tools/weights.py import" in result.stderr
 
 
 def test_inputs_sharing_a_name_all_get_outputs(workdir):
