@@ -129,7 +129,8 @@ def _download(source: str, partial: Path, remote: Remote, progress: bool) -> Non
     if "://" not in source:  # a mirror folder
         if not Path(source).is_file():
             raise UserError(f"{source} does not exist: the mirror {MIRROR_VARIABLE}={os.environ[MIRROR_VARIABLE]} "
-                            f"holds no {remote.filename}; put the file there, or unset {MIRROR_VARIABLE}.")
+                            f"holds no {remote.filename}; put the file there, unset {MIRROR_VARIABLE}, or bring the "
+                            "file by hand (tools/weights.py import).")
         shutil.copyfile(source, partial)
         return
     try:
