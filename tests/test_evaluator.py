@@ -13,7 +13,7 @@ from torch import nn
 from cityscapesscripts.preparation.json2labelImg import json2labelImg
 from segkit.data.cityscapes import CityscapesDataset
 from segkit.data.labels import CLASS_NAMES, LABEL_TO_TRAIN, NUM_CLASSES, TRAIN_TO_LABEL
-from segkit.engine.evaluator import EvalResult, evaluate, save_prediction
+from segkit.engine.evaluator import EvalResult, WorstImage, WorstImages, evaluate, save_prediction
 from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png
 from segkit.errors import UserError
 from segkit.inference import TTA, SlidingWindow, model_labels
@@ -165,6 +165,51 @@ def test_any_callable_is_scored_against_the_full_size_labels(tree):
         assert result.scores.miou == 1.0 and present.sum() > 5
 
 
+def own_iou(truth: np.ndarray, prediction: np.ndarray) -> list[float]:
+    """An image's IoU per class, by hand: NaN for a class neither in its labelled ground truth nor predicted there."""
+    labelled = truth != 255
+    truth, prediction = truth[labelled], prediction[labelled]
+    ious = []
+    for c in range(NUM_CLASSES):
+        union = np.sum((truth == c) | (prediction == c))
+        ious.append(np.sum((truth == c) & (prediction == c)) / union if union else math.nan)
+    return ious
+
+
+def test_each_image_keeps_its_own_scores_and_the_worst_their_predictions(tree):
+    results = run(DecodingModel(), tree, resolutions=("full", "half"), worst=2)
+    dataset = CityscapesDataset(tree, "val")
+    predict = model_labels(DecodingModel().eval())
+    for resolution, result in results.items():
+        per = result.per_image
+        assert per.index == [0, 1, 2]
+        assert per.names == ["aachen/aachen_000000_000019", "aachen/aachen_000001_000019",
+                             "bremen/bremen_000000_000019"]
+        predictions = []
+        for i in range(3):
+            item = dataset[i]
+            predictions.append(predict(item["image"][None], resolution)[0].numpy())
+            expected = own_iou(item["label"].numpy(), predictions[-1])
+            np.testing.assert_allclose(per.iou[i], expected, equal_nan=True)
+            assert per.miou[i] == pytest.approx(np.nanmean(expected))
+        assert len(set(per.miou)) == 3  # the images differ, so "worst" means something
+        lowest = sorted(range(3), key=lambda i: (per.miou[i], i))[:2]
+        assert [w.index for w in per.worst] == lowest
+        assert [w.miou for w in per.worst] == [per.miou[i] for i in lowest]
+        for item in per.worst:
+            assert item.prediction.dtype == np.uint8 and np.array_equal(item.prediction, predictions[item.index])
+    assert run(DecodingModel(), tree, resolutions=("half",))["half"].per_image.worst == []  # none kept unless asked
+
+
+def test_worst_images_are_bounded_and_ties_go_to_the_earlier_image():
+    worst = WorstImages(2)
+    for index, miou in enumerate([0.5, math.nan, 0.2, 0.9, 0.2, 0.1]):
+        if worst.wants(miou, index):
+            worst.add(WorstImage(index, f"image{index}", miou, np.zeros((1, 1), np.uint8)))
+    assert [(w.index, w.miou) for w in worst.items] == [(5, 0.1), (2, 0.2)]
+    assert not WorstImages(0).wants(0.0, 0)
+
+
 def test_test_split_saves_predictions_without_scores(tree, tmp_path):
     for path in (tree / "leftImg8bit" / "val").rglob("*.png"):  # a test split: images only
         target = tree / "leftImg8bit" / "test" / path.relative_to(tree / "leftImg8bit" / "val")
@@ -172,7 +217,8 @@ def test_test_split_saves_predictions_without_scores(tree, tmp_path):
         target.write_bytes(path.read_bytes())
     results = run(DecodingModel(), tree, split="test", save_dir=tmp_path / "sub")
     for result in results.values():
-        assert result.scores is None and result.confusion is None and result.images == 3
+        assert result.scores is None and result.confusion is None and result.per_image is None
+        assert result.images == 3
         assert list(result.to_dict()) == ["ms_per_image"]
     assert len(list((tmp_path / "sub").rglob("*_leftImg8bit.png"))) == 6
     assert "no labels" in format_table(results)
@@ -235,8 +281,10 @@ def _ddp_worker(rank, world, init_file, root, out):
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
         model = Recorder(DecodingModel())
-        results = run(model, root, resolutions=("half",))
-        out[rank] = (len(model.shapes), results["half"].confusion.mat.clone(), results["half"].images)
+        results = run(model, root, resolutions=("half",), worst=2)
+        per = results["half"].per_image
+        out[rank] = (len(model.shapes), results["half"].confusion.mat.clone(), results["half"].images,
+                     (per.index, per.names, per.miou), [(w.index, w.prediction) for w in per.worst])
     finally:
         torch.distributed.destroy_process_group()
 
@@ -244,7 +292,7 @@ def _ddp_worker(rank, world, init_file, root, out):
 def test_distributed_shards_and_all_reduce(tree, tmp_path):
     import torch.multiprocessing as mp
 
-    single = run(DecodingModel(), tree, resolutions=("half",))["half"]
+    single = run(DecodingModel(), tree, resolutions=("half",), worst=2)["half"]
     out = mp.get_context("fork").Manager().dict()
     context = mp.start_processes(_ddp_worker, args=(2, tmp_path / "init", tree, out), nprocs=2, join=False,
                                  start_method="fork")
@@ -255,5 +303,9 @@ def test_distributed_shards_and_all_reduce(tree, tmp_path):
                 process.kill()
             pytest.fail("distributed evaluation did not finish in 120 s")
     assert sorted(out[r][0] for r in range(2)) == [1, 2]  # 3 images split over 2 ranks, none twice
+    per = single.per_image
     for rank in range(2):
         assert torch.equal(out[rank][1], single.confusion.mat) and out[rank][2] == 3
+        assert out[rank][3] == (per.index, per.names, per.miou)  # every rank's rows, gathered in data set order
+        assert [index for index, _ in out[rank][4]] == [w.index for w in per.worst]  # the lowest of all ranks
+        assert all(np.array_equal(p, w.prediction) for (_, p), w in zip(out[rank][4], per.worst))

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from segkit.cli import user_message
 from segkit.config import Config, DataConfig, ModelConfig, TrainConfig, validate
+from segkit.data.labels import CLASS_NAMES
 from segkit.data.synthetic import make_synthetic
 from segkit.checkpoint import load_checkpoint
+from segkit.engine.runlog import tag_name
 from segkit.engine.trainer import train
 from segkit.errors import UserError
 from segkit.models import build_model
@@ -163,6 +166,52 @@ def test_work_dir_contents_and_log(tmp_path, data_root):
     # The logged rate is the one the step used: poly(0.9) at steps 2 and 4 of 4 -> factors (1 - 1/4)^0.9, (1/4)^0.9
     lrs = [r["lr"] for r in records if "loss" in r]
     assert lrs == pytest.approx([0.01 * 0.75 ** 0.9, 0.01 * 0.25 ** 0.9])
+
+    # TensorBoard: the training windows, every validation's scores and pictures, at their iterations
+    events = read_events(run)
+    scalars, images = set(events.Tags()["scalars"]), set(events.Tags()["images"])
+    window_tags = {"train/loss", "train/lr", "train/it_per_s", "train/data_time"}
+    val_tags = {"val/miou", "val/miou_full", "val/miou_half", "val/iou_full/road", "val/iou_half/road"}
+    assert window_tags | val_tags <= scalars
+    names = {f"val/iou_{r}/{tag_name(n)}" for r in ("full", "half") for n in CLASS_NAMES}
+    assert scalars - window_tags - val_tags <= names and "val/iou_full/traffic_light" in names
+    for tag in window_tags:
+        assert [e.step for e in events.Scalars(tag)] == [2, 4], tag
+    assert [e.value for e in events.Scalars("train/lr")] == pytest.approx(lrs)
+    assert [e.step for e in events.Scalars("val/miou")] == [2, 4]
+    assert [e.value for e in events.Scalars("val/miou")] == pytest.approx([r["val_miou"] for r in evals], abs=1e-4)
+    assert images == {"val/overlay_full/0", "val/overlay_full/1"}  # 2 validation images, the first resolution
+    for tag in images:
+        pictures = events.Images(tag)
+        assert [p.step for p in pictures] == [2, 4] and (pictures[0].height, pictures[0].width) == (96, 2 * 192)
+
+
+def read_events(work_dir) -> EventAccumulator:
+    accumulator = EventAccumulator(str(work_dir / "tensorboard"), size_guidance={"images": 0, "scalars": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_a_resumed_run_drops_the_events_an_interrupted_process_wrote_after_its_checkpoint(tmp_path, data_root):
+    from torch.utils.tensorboard import SummaryWriter
+
+    config = Config(name="tiny", model=ModelConfig(backbone="mobilenet_v3_small"),
+                    data=DataConfig(crop_size=(65, 129), workers=0),
+                    train=TrainConfig(iterations=2, batch_size=2, checkpoint_every=2, eval_every=0, log_every=1))
+    train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
+    orphans = SummaryWriter(str(tmp_path / "run" / "tensorboard"))  # as if killed after a validation at 3
+    orphans.add_scalar("val/miou", 99.0, 3)
+    orphans.close()
+    config.train.iterations = 4
+    train(config, tmp_path / "run", data_root=str(data_root), resume=True, device="cpu", progress=False)
+    events = read_events(tmp_path / "run")
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3, 4]
+    assert [e.step for e in events.Scalars("val/miou")] == [2, 4]  # 3 was the interrupted process's
+    assert 99.0 not in [e.value for e in events.Scalars("val/miou")]
+    # A new run in the same folder starts a new stream.
+    config.train.iterations = 1
+    train(config, tmp_path / "run", data_root=str(data_root), device="cpu", progress=False)
+    assert [e.step for e in read_events(tmp_path / "run").Scalars("val/miou")] == [1]
 
 
 def test_log_records_the_setup_and_peak_memory_of_each_start(tmp_path, data_root):

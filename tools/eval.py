@@ -5,6 +5,7 @@
     python tools/eval.py --checkpoint runs/demo/best.pt --json eval.json --save-dir preds --official
     python tools/eval.py configs/lraspp_small.py --checkpoint ckpt.pt --split test --save-dir submission
     python tools/eval.py --checkpoint runs/demo/best.pt --backend onnxruntime   # score the deploy path
+    python tools/eval.py --checkpoint runs/demo/best.pt --report report          # report/index.html, offline
 
 The checkpoint carries its config and class table: what its weights were trained with (the network, data.normalize,
 the classes) is always the checkpoint's. CONFIG (optional) names the data set (root, layout) and the evaluation
@@ -26,6 +27,7 @@ from segkit.deploy.backend import BackendOptions
 from segkit.deploy.backends import BACKEND_CHOICES, make_backend
 from segkit.devices import resolve_device
 from segkit.engine.evaluator import evaluate
+from segkit.engine.report_html import write_report
 from segkit.engine.reports import format_table, official_evaluation, results_to_json, save_confusion_png
 from segkit.errors import UserError
 from segkit.fileio import write_json_atomic
@@ -47,6 +49,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--save-dir", help="write the predictions as PNGs of the class table's mask values "
                         "(Cityscapes: labelIds as DIR/<resolution>/CITY/*_leftImg8bit.png)")
     parser.add_argument("--json", help="write the scores to this JSON file")
+    parser.add_argument("--report", metavar="DIR", help="write an HTML page DIR/index.html (offline; pictures in "
+                        "DIR/images/): mIoU, IoU per class, confusion, every image's mIoU, the worst images")
+    parser.add_argument("--report-worst", type=int, default=8, metavar="N",
+                        help="the N images of lowest mIoU to picture per resolution in --report (default 8)")
     parser.add_argument("--official", action="store_true",
                         help="also run cityscapesscripts' evaluator on the saved predictions")
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
@@ -63,6 +69,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @main_guard
 def main(argv=None) -> None:
     args = parse_args(argv)
+    check_report_arguments(args)
     tta = _parse_tta(args.tta)
     window = SlidingWindow.parse(args.sliding_window) if args.sliding_window else None
     device = resolve_device(args.device)
@@ -78,6 +85,8 @@ def main(argv=None) -> None:
                         "classes; drop --official for this data set.")
     data_root = resolve_data_root(args.data_root, config.data.root)
     dataset = build_dataset(config.data, split, data_root, table=table)
+    if args.report and not dataset.has_labels:
+        raise UserError(f"--report needs ground truth, which split {split!r} does not have; use --split val.")
     print(f"data: {data_root} (split {split}, {len(dataset)} images)")
     resolutions = tuple(args.resolution or config.eval.resolutions)
     workers = config.data.workers if args.workers is None else args.workers
@@ -86,9 +95,32 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="segkit-eval-") as scratch:
         # --official reads the PNGs back: without --save-dir they go to a scratch folder removed afterwards.
         save_dir = Path(args.save_dir) if args.save_dir else (Path(scratch) if args.official else None)
-        results = evaluate(predict, dataset, resolutions, device=device, save_dir=save_dir, workers=workers)
+        results = evaluate(predict, dataset, resolutions, device=device, save_dir=save_dir, workers=workers,
+                           worst=args.report_worst if args.report else 0)
         official = official_scores(save_dir, data_root, split, resolutions) if args.official else None
     write_reports(args, results, official, checkpoint, split, table.names)
+    if args.report:
+        page = write_report(args.report, results, dataset, table, checkpoint, split, evaluated=describe(args))
+        print(f"report: {page}")
+
+
+def check_report_arguments(args) -> None:
+    """--report's folder and --report-worst, before anything is loaded."""
+    if args.report_worst < 0:
+        raise UserError(f"--report-worst {args.report_worst} is negative; give the number of worst images to "
+                        "picture (0 for none).")
+    if args.report and Path(args.report).exists() and not Path(args.report).is_dir():
+        raise UserError(f"--report {args.report} is a file; name a folder for index.html and its images.")
+
+
+def describe(args) -> str:
+    """What was scored, for the report's first line: the PyTorch model or a deploy path, with TTA and tiles."""
+    parts = [f"deploy path --backend {args.backend}" if args.backend else "the PyTorch model"]
+    if args.tta:
+        parts.append(f"TTA {args.tta}")
+    if args.sliding_window:
+        parts.append(f"tiles {args.sliding_window}")
+    return ", ".join(parts)
 
 
 def official_scores(save_dir: Path, data_root, split: str, resolutions) -> dict:

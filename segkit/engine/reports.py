@@ -17,6 +17,7 @@ from segkit.data.cityscapes import LABEL_IDS_SUFFIX
 from segkit.data.labels import CLASS_NAMES
 from segkit.engine.evaluator import EvalResult
 from segkit.errors import UserError
+from segkit.fileio import atomic_write_bytes
 
 
 def format_table(results: dict[str, EvalResult], official: dict[str, float] | None = None,
@@ -71,9 +72,10 @@ def save_confusion_png(result: EvalResult, path, class_names=CLASS_NAMES) -> Non
     axes.set_title(f"{result.resolution} resolution, mIoU {100 * miou:.2f} (rows sum to 1)")
     figure.colorbar(image, ax=axes, fraction=0.046)
     figure.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    encoded = io.BytesIO()
+    figure.savefig(encoded, format="png", dpi=100)
     plt.close(figure)
+    atomic_write_bytes(path, encoded.getvalue())  # a report's page never shows a half-written plot
 
 
 def results_to_json(results: dict[str, EvalResult], checkpoint, split: str,

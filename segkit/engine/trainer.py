@@ -2,13 +2,14 @@
 
 ``train`` reads top to bottom: build (data, model, optimizer, schedule, loss), restore, log the setup it uses,
 then per iteration (``run_iterations``) step, log, validate-and-keep-best, save, and at the end log every rank's
-peak memory (``log.jsonl``, ``segkit.engine.runlog``). Reproducibility rests on two choices: the data stream is
-a pure function of (seed, position) (``segkit.engine.stream``), and the checkpoint holds everything else that
-changes (weights, optimizer, scheduler, grad scaler, every rank's RNG states, the iteration).
+peak memory (``log.jsonl`` and TensorBoard's event files, ``segkit.engine.runlog``). Reproducibility rests on two
+choices: the data stream is a pure function of (seed, position) (``segkit.engine.stream``), and the checkpoint holds
+everything else that changes (weights, optimizer, scheduler, grad scaler, every rank's RNG states, the iteration).
 """
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from segkit.config import Config, ModelConfig, validate
 from segkit.data.classes import IGNORE_INDEX, ClassTable, class_table
 from segkit.data.dataset import worker_init_fn
 from segkit.data.layouts import build_dataset
+from segkit.data.normalize import image_to_tensor
 from segkit.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from segkit.engine.distributed import Runtime, gather, seed_everything, setup_runtime
 from segkit.engine.evaluator import evaluate
-from segkit.engine.runlog import RunLog, peak_memory, plot_curves, trim_log
+from segkit.engine.runlog import (RunLog, peak_memory, plot_curves, remove_events, side_by_side, trim_log,
+                                  validation_scalars)
 from segkit.engine.schedule import build_poly_scheduler, param_groups
 from segkit.engine.stream import SeededAugmentation, TrainStream
 from segkit.errors import UserError
@@ -56,7 +59,7 @@ class Training:
 def train(config: Config, work_dir: str | Path, data_root: str | None = None, resume: bool = False,
           device: str | None = None, progress: bool = True) -> dict:
     """Train ``config`` into ``work_dir`` (``last.pt``, ``best.pt``, ``log.jsonl``, ``config.json``,
-    ``curves.png``); returns a summary dict (iterations, best_miou, paths). Works under torchrun."""
+    ``curves.png``, ``tensorboard/``); returns a summary dict (iterations, best_miou, paths). Works under torchrun."""
     config = validate(config).resolved()  # a config built in Python is checked here, a loaded one again (cheap)
     rt = setup_runtime(device)
     work_dir = Path(work_dir)
@@ -69,7 +72,7 @@ def train(config: Config, work_dir: str | Path, data_root: str | None = None, re
         restore(state, work_dir / "last.pt", config, rt)
         if rt.is_main:
             trim_log(work_dir / "log.jsonl", state.iteration)
-    log = RunLog(work_dir, rt.is_main, config.train.log_every)
+    log = RunLog(work_dir, rt.is_main, config.train.log_every, start=state.iteration)
     log.write({"iteration": state.iteration, "setup": run_setup(state, config, rt)})
     run_iterations(state, train_set, val_set, config, rt, log, work_dir, progress)
     # A collective (every rank takes part): what each rank held at its peak, in rank order.
@@ -94,12 +97,14 @@ def run_iterations(state: Training, train_set, val_set, config: Config, rt: Runt
     if config.train.bn_eval:
         set_bn_eval(state.model)
     while state.iteration < config.train.iterations:
+        waiting = time.perf_counter()
         images, labels = next(batches)
+        data_time = time.perf_counter() - waiting  # the loader's workers fell behind the step by this much
         loss, lr = step(state, images, labels, rt, last_path)
         state.iteration += 1
         last = state.iteration == config.train.iterations
         bar.update(1)
-        record = log.step(state.iteration, loss, lr, last)
+        record = log.step(state.iteration, loss, lr, last, data_time)
         if record is not None:
             bar.set_postfix(loss=f"{record['loss']:.3f}", lr=f"{record['lr']:.2e}")
         if (config.train.eval_every and state.iteration % config.train.eval_every == 0) or last:
@@ -156,6 +161,7 @@ def prepare_work_dir(work_dir: Path, config: Config, rt: Runtime, resume: bool) 
         write_json_atomic(work_dir / "config.json", config.to_dict())
         if not resume:
             (work_dir / "log.jsonl").unlink(missing_ok=True)
+            remove_events(work_dir)
 
 
 def build_training(config: Config, rt: Runtime, table: ClassTable | None = None) -> Training:
@@ -257,10 +263,14 @@ def step(state: Training, images: torch.Tensor, labels: torch.Tensor, rt: Runtim
 
 def validate_and_keep_best(state: Training, dataset, config: Config, rt: Runtime, log: RunLog, bar, best_path: Path):
     """Mean IoU (%) over ``eval.resolutions`` on the validation split (every rank takes part: the evaluator
-    shards); a new best writes ``best.pt``."""
+    shards); a new best writes ``best.pt``. TensorBoard gets the scores and a few pictures (rank 0)."""
     state.model.eval()
     results = evaluate(model_labels(state.model), dataset, resolutions=config.eval.resolutions, device=rt.device,
                        progress=False, workers=config.data.workers)
+    if log.tensorboard is not None:  # rank 0 only; the other ranks go on to the next step's all-reduce and wait
+        log.scalars(state.iteration, validation_scalars(results, dataset.table.names))
+        log.pictures(state.iteration, validation_pictures(state.model, dataset, config.eval.resolutions[0],
+                                                          rt.device))
     state.net.train()
     if config.train.bn_eval:
         set_bn_eval(state.model)
@@ -272,6 +282,20 @@ def validate_and_keep_best(state: Training, dataset, config: Config, rt: Runtime
     if miou > state.best_miou:
         state.best_miou = miou
         save(state, config, rt, best_path)
+
+
+def validation_pictures(model: nn.Module, dataset, resolution: str, device, count: int = 4) -> dict:
+    """The first ``count`` validation images, each the photo with the predicted colours beside the photo with the
+    ground truth's, at ``resolution``: the same images at every validation, so TensorBoard's slider shows them
+    learn. Predicted again here (``count`` images: cheap), the evaluator keeps no predictions."""
+    predict = model_labels(model)
+    pictures = {}
+    for index in range(min(count, len(dataset))):
+        photo, truth = dataset.read(index)
+        prediction = predict(image_to_tensor(photo, dataset.normalize)[None].to(device), resolution)[0]
+        pictures[f"val/overlay_{resolution}/{index}"] = side_by_side(photo, prediction.cpu().numpy(), truth,
+                                                                      dataset.table)
+    return pictures
 
 
 def checkpoint_state(state: Training, config: Config, rt: Runtime) -> dict:
