@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from segkit.errors import UserError
 from segkit.resolutions import resolution as find_resolution
 
 if TYPE_CHECKING:
     import torch
+
+MIN_PHOTO_SIZE = 32  # pixels, each side: below that the network's strided layers run out of image
 
 # One step from head logits towards the label map: (kind, (height, width)), with kind
 #   "corners": bilinear resize with align_corners=True (TF's resize: logits to the padded network input),
@@ -98,3 +101,19 @@ def plan_prediction(image_size: tuple[int, int], stride: int, scale: float = 1.0
 def plan_for(image_size: tuple[int, int], resolution: str, stride: int) -> GridPlan:
     """The plan of an image at a named resolution ("full", "half": ``segkit.resolutions``)."""
     return plan_prediction(image_size, stride, find_resolution(resolution).scale)
+
+
+def check_photo(image, resolution: str = "full"):
+    """The photo as an array (numpy), or one sentence on what is wrong with it (or with ``resolution``): what
+    every predictor takes, RGB uint8 (H, W, 3) of at least ``MIN_PHOTO_SIZE`` pixels a side."""
+    import numpy as np
+
+    find_resolution(resolution)
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
+    if min(image.shape[:2]) < MIN_PHOTO_SIZE:
+        raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
+                        f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
+    return image
+

@@ -25,12 +25,10 @@ from segkit.data.classes import ClassTable
 from segkit.deploy.backend import Backend, BackendOptions, PhotoInput
 from segkit.deploy.backends import make_backend
 from segkit.deploy.photos import overlay
-from segkit.errors import UserError
+from segkit.geometry import MIN_PHOTO_SIZE, check_photo
 from segkit.inference import GridPlan, plan_for
 from segkit.models import load_model
-from segkit.resolutions import resolution as check_resolution
 
-MIN_PHOTO_SIZE = 32  # pixels, each side: below that the network's strided layers run out of image
 
 __all__ = ["MIN_PHOTO_SIZE", "Predictor", "Timing", "check_photo", "overlay"]
 
@@ -118,14 +116,3 @@ class Predictor:
         self.last_timing = Timing(0.0, 1000 * (time.perf_counter() - start))
         return logits, plan
 
-
-def check_photo(image, resolution: str = "full") -> np.ndarray:
-    """The photo as an array, or one sentence on what is wrong with it (or with ``resolution``)."""
-    check_resolution(resolution)
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise UserError(f"expected an RGB uint8 image (H, W, 3), got {image.dtype} {tuple(image.shape)}.")
-    if min(image.shape[:2]) < MIN_PHOTO_SIZE:
-        raise UserError(f"the photo is {image.shape[1]}x{image.shape[0]} pixels; segkit needs at least "
-                        f"{MIN_PHOTO_SIZE}x{MIN_PHOTO_SIZE}.")
-    return image

@@ -160,3 +160,14 @@ def test_an_exported_bundle_runs_in_the_runtime_alone(rows, tmp_path, tool, caps
         tool("export").main(["--checkpoint", str(rows[11]), "--bundle", str(tmp_path / "mine"), "--height", "64",
                              "--width", "64"])
     assert exit_.value.code == 2 and (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+
+
+def test_the_runtime_refuses_what_the_predictor_refuses(rows):
+    from segkit.errors import UserError
+    from segkit.runtime.predictor import RuntimePredictor
+
+    predictor = RuntimePredictor(rows[11], "onnxruntime", say=quiet)
+    for photo, words in ((np.zeros((20, 20, 3), np.uint8), "at least 32x32"),
+                         (np.zeros((64, 64), np.uint8), "RGB uint8"), (np.zeros((64, 64, 3), np.float32), "RGB uint8")):
+        with pytest.raises(UserError, match=words):
+            predictor.predict(photo)

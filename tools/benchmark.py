@@ -9,6 +9,7 @@
     python tools/benchmark.py [CONFIG] --data data/synthetic [--workers 2]   (default CONFIG: lraspp_large)
     python tools/benchmark.py --video [--checkpoint runs/demo/best.pt] [--backend all]
     python tools/benchmark.py --cold [--checkpoint CKPT | --weights NAME] [--image PHOTO] [--repeats 5]
+    python tools/benchmark.py --serve [--checkpoint CKPT | --weights NAME] [--image PHOTO]
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
 1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime, openvino,
@@ -23,6 +24,9 @@ the single-image path on the same frames, in frames/s, for the default backend (
 --cold: what a user meets first, whole processes timed one after another in alternating rounds -- tools/infer.py
 on one photo (default: a synthetic 1024x2048 street; --checkpoint default: row 8 with random weights) with its
 deploy bundle cached and the first time, beside `python -c "import torch"` and a plain torchvision LR-ASPP script.
+With --serve: a bounded load run of tools/serve.py on loopback (same defaults as --cold): 8 concurrent clients x 25
+photos, every answer checked against this process's prediction, 200 malformed requests mixed in; p50/p99 latency,
+throughput against the single-process rate, the 5xx count and the service's memory before and after.
 """
 from __future__ import annotations
 
@@ -78,6 +82,8 @@ def parse_args(argv=None):
     parser.add_argument("--workers", type=int, default=2, help="loader worker processes for --data (default 2)")
     parser.add_argument("--cold", action="store_true", help="whole-process time of tools/infer.py on one photo, "
                         "bundle cached and first time, beside importing torch and a torchvision script")
+    parser.add_argument("--serve", action="store_true", help="a bounded load run of tools/serve.py: 8 clients x 25 "
+                        "photos, answers checked, malformed requests mixed in (needs the [serve] extra)")
     parser.add_argument("--video", action="store_true", help="frames/s of a generated 1024x2048 clip end to end "
                         "against single images (default CONFIG: lraspp_large; --repeats default 3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -101,6 +107,8 @@ def main(argv=None):
         args.checkpoint = str(resolve_checkpoint(None, weights=args.weights))
     if args.cold:
         return cold_start(args)
+    if args.serve:
+        return serve_load(args)
     check_args(args)
     torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
     photo = read_image(args.image) if args.image else None
@@ -130,6 +138,24 @@ def cold_start(args) -> None:
         record = cold_report(checkpoint, photo, args.backend[0] if args.backend else "auto", args.repeats or 5,
                              args.threads, say=lambda line: print(line, file=sys.stderr))
     print(json.dumps(record) if args.json else cold_text(record))
+
+
+def serve_load(args) -> None:
+    """``--serve``: the HTTP service under a bounded load, with the given or a random-weight row-8 checkpoint and
+    photo (segkit.benchmark.serve)."""
+    import os
+    import tempfile
+
+    from segkit.benchmark.serve import serve_report, serve_text
+
+    with tempfile.TemporaryDirectory(prefix="segkit-serve-inputs-") as scratch:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else random_checkpoint(Path(scratch) / "row8.pt")
+        if not args.checkpoint:  # the random model's bundles in a scratch cache, not among the user's 16 kept
+            os.environ["SEGKIT_HOME"] = str(Path(scratch) / "segkit_home")
+        photo = Path(args.image) if args.image else street_photo(Path(scratch) / "street.png")
+        record = serve_report(checkpoint, photo, args.backend[0] if args.backend else "auto", args.threads,
+                              say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(record) if args.json else serve_text(record))
 
 
 def random_checkpoint(path: Path) -> Path:

@@ -36,7 +36,7 @@ from segkit.deploy.litert import describe_output, export_tflite
 from segkit.errors import UserError
 from segkit.fileio import write_json_atomic
 from segkit.inference import grid_stride, plan_for
-from segkit.predict import MIN_PHOTO_SIZE
+from segkit.geometry import MIN_PHOTO_SIZE
 from segkit.resolutions import RESOLUTIONS
 from segkit.runtime.bundle import MANIFEST
 from segkit.runtime.choice import BUNDLED

@@ -10,6 +10,7 @@ inference).
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 from dataclasses import dataclass
@@ -70,6 +71,49 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     else:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     return upright(image, exif_orientation(path))
+
+
+def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = None) -> np.ndarray:
+    """``read_image`` for an image file's bytes (an upload): RGB uint8 (H, W, 3), upright by its EXIF orientation,
+    RGBA without alpha, grayscale repeated; 16-bit is an error, and so, where ``max_pixels`` is given, is an image
+    whose header gives more pixels than that (checked before decoding, so that a small file cannot ask for
+    gigabytes). ``name`` says what the bytes are in the error sentences."""
+    if not data:
+        raise UserError(f"{name} is empty (0 bytes); send the image file's bytes.")
+    size, orientation = _header(data, name)
+    if max_pixels is not None and size is not None and size[0] * size[1] > max_pixels:
+        raise UserError(f"{name} is {size[1]}x{size[0]} pixels, more than the {max_pixels:,} allowed; downscale "
+                        "it first.")
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UserError(f"cannot decode {name} ({len(data):,} bytes: truncated or not an image); send a PNG, JPEG, "
+                        "BMP, TIFF or WebP file as it is.")
+    if image.dtype != np.uint8:
+        raise UserError(f"{name} has {8 * image.dtype.itemsize} bits per channel; segkit reads 8-bit images, so "
+                        "convert it to 8 bits first.")
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 2:  # gray + alpha
+        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    elif image.shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    else:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return upright(image, orientation)
+
+
+def _header(data: bytes, name: str = "the image") -> tuple[tuple[int, int] | None, int]:
+    """((height, width) as stored, EXIF orientation) from an image's header without decoding its pixels; (None, 1)
+    where PIL does not read the format (OpenCV may); more pixels than PIL's own bomb limit is a UserError."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return (image.height, image.width), _orientation(image)
+    except Image.DecompressionBombError:
+        raise UserError(f"{name} has more than {2 * Image.MAX_IMAGE_PIXELS:,} pixels; downscale it first.") from None
+    except (OSError, ValueError, SyntaxError):
+        return None, 1
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from segkit.errors import UserError
-from segkit.geometry import plan_for
+from segkit.geometry import check_photo, plan_for
 from segkit.hub import home
 from segkit.runtime.bundle import Bundle, DamagedBundle, bundle_key, checkpoint_sha256
 from segkit.runtime.choice import BUNDLED
@@ -79,7 +79,8 @@ class RuntimePredictor:
         self.table = None
 
     def predict(self, photo: np.ndarray, resolution: str = "full") -> np.ndarray:
-        key = (tuple(np.shape(photo)[:2]), resolution)
+        photo = check_photo(photo, resolution)
+        key = (tuple(photo.shape[:2]), resolution)
         predictor = self.loaded.pop(key, None)
         if predictor is None:
             predictor = BundlePredictor(bundle_for(self.checkpoint, key[0], resolution, self.backend_name, self.say),
