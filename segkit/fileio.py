@@ -52,18 +52,40 @@ def write_json_atomic(path, data) -> None:
     atomic_write_bytes(path, (json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
 
 
-def write_png(path, image, compression: int = 3) -> None:
-    """An RGB (H, W, 3) or single-channel (H, W) uint8 array as a PNG at ``path``, encoded first and then written
-    atomically (no half-written outputs); folders are created. One sentence when it cannot be written.
-    ``compression``: zlib level 0-9 (OpenCV's default 3; noisy synthetic photos gain little from more)."""
-    path = Path(path)
+def encode_image(image, extension: str = ".png", params=()) -> bytes:
+    """An RGB (H, W, 3) or single-channel (H, W) uint8 array as an image file's bytes (OpenCV's encoder for
+    ``extension``, with its ``params``)."""
     image = np.ascontiguousarray(image)
     if image.ndim == 3:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, data = cv2.imencode(extension, image, list(params))
     if not ok:
-        raise UserError(f"cannot encode {path.name} as PNG")
+        raise UserError(f"cannot encode a {image.shape} {image.dtype} array as {extension}")
+    return data.tobytes()
+
+
+def png_bytes(image, compression: int = 3) -> bytes:
+    """``encode_image`` as a PNG; ``compression``: zlib level 0-9 (OpenCV's default 3; noisy synthetic photos gain
+    little from more)."""
+    return encode_image(image, ".png", [cv2.IMWRITE_PNG_COMPRESSION, compression])
+
+
+def write_image(path, data: bytes) -> None:
+    """An encoded image written atomically (no half-written outputs); folders are created. One sentence when it
+    cannot be written."""
+    path = Path(path)
     try:
-        atomic_write_bytes(path, data.tobytes())
+        atomic_write_bytes(path, data)
     except OSError as exc:
         raise UserError(f"cannot write {path} ({exc.strerror}); choose another output folder.") from None
+
+
+def write_png(path, image, compression: int = 3) -> None:
+    """An RGB (H, W, 3) or single-channel (H, W) uint8 array as a PNG at ``path``, encoded first and then written
+    atomically."""
+    write_image(path, png_bytes(image, compression))
+
+
+def write_jpeg(path, image, quality: int = 90) -> None:
+    """An RGB uint8 photo as a JPEG at ``path``, written atomically like ``write_png``."""
+    write_image(path, encode_image(image, ".jpg", [cv2.IMWRITE_JPEG_QUALITY, quality]))

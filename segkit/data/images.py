@@ -62,15 +62,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
                         "regenerate it.")
     if image.dtype != np.uint8:
         raise UserError(not_8bit(path, 8 * image.dtype.itemsize))
+    return upright(as_rgb(image), exif_orientation(path))
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """An 8-bit image as OpenCV decodes it (gray, gray + alpha, BGR, BGRA) as RGB: alpha dropped, gray repeated."""
     if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 2:  # gray + alpha
-        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return upright(image, exif_orientation(path))
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 2:  # gray + alpha
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = None) -> np.ndarray:
@@ -91,15 +94,7 @@ def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = 
     if image.dtype != np.uint8:
         raise UserError(f"{name} has {8 * image.dtype.itemsize} bits per channel; segkit reads 8-bit images, so "
                         "convert it to 8 bits first.")
-    if image.ndim == 2:
-        image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 2:  # gray + alpha
-        image = cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    elif image.shape[2] == 4:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    else:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    return upright(image, orientation)
+    return upright(as_rgb(image), orientation)
 
 
 def _header(data: bytes, name: str = "the image") -> tuple[tuple[int, int] | None, int]:

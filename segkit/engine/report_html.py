@@ -23,7 +23,7 @@ from segkit.data.classes import IGNORE_INDEX, ClassTable
 from segkit.engine.evaluator import EvalResult, WorstImage
 from segkit.engine.reports import save_confusion_png
 from segkit.errors import UserError
-from segkit.fileio import atomic_write_bytes, write_png
+from segkit.fileio import atomic_write_bytes, write_jpeg, write_png
 
 WRONG = (255, 0, 0)  # a wrong pixel in the errors picture
 DIMMED = 0.4  # a correct pixel: the photo at 40 % (at most 102 per channel, never red, never the greyed range)
@@ -80,7 +80,7 @@ def write_worst_pictures(out_dir: Path, results: dict[str, EvalResult], dataset,
     for index, items in by_index.items():
         photo, truth = dataset.read(index)
         shared = {"photo": f"images/{index:05d}_photo.jpg", "truth": f"images/{index:05d}_truth.png"}
-        write_jpeg(out_dir / shared["photo"], photo)
+        write_jpeg(out_dir / shared["photo"], photo, JPEG_QUALITY)
         write_png(out_dir / shared["truth"], table.colorize(truth))
         for resolution, item in items:
             stem = f"images/{index:05d}_{resolution}"
@@ -90,17 +90,6 @@ def write_worst_pictures(out_dir: Path, results: dict[str, EvalResult], dataset,
             write_png(out_dir / files[resolution, index]["errors"], error_picture(photo, truth, item.prediction))
     return {resolution: [(item, files[resolution, item.index]) for item in result.per_image.worst]
             for resolution, result in results.items()}
-
-
-def write_jpeg(path: Path, image: np.ndarray) -> None:
-    """An RGB uint8 photo as a JPEG, written atomically like ``write_png``."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise UserError(f"cannot encode {path.name} as JPEG")
-    try:
-        atomic_write_bytes(path, data.tobytes())
-    except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror}); choose another report folder.") from None
 
 
 # ---- the page -------------------------------------------------------------------------------------------------

@@ -3,34 +3,23 @@
 photo) or ``json`` (the size, the class table and each class's share of the pixels)."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from segkit.data.classes import ClassTable
 from segkit.deploy.photos import overlay
+from segkit.fileio import png_bytes
 
 PNG_COMPRESSION = 1  # zlib level: label maps and colour masks are flat, so the fastest level loses little size
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """An RGB (H, W, 3) or single-channel (H, W) uint8 array as a PNG file's bytes."""
-    image = np.ascontiguousarray(image)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    ok, data = cv2.imencode(".png", image, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
-    if not ok:
-        raise RuntimeError(f"OpenCV could not encode a {image.shape} {image.dtype} array as PNG")
-    return data.tobytes()
 
 
 def render_png(output: str, photo: np.ndarray, labels: np.ndarray, table: ClassTable, alpha: float) -> bytes:
     """The PNG of ``output`` ("labels", "color" or "overlay")."""
     if output == "labels":
-        return png_bytes(labels)
+        return png_bytes(labels, PNG_COMPRESSION)
     if output == "color":
-        return png_bytes(table.colorize(labels))
+        return png_bytes(table.colorize(labels), PNG_COMPRESSION)
     if output == "overlay":
-        return png_bytes(overlay(photo, labels, alpha, table))
+        return png_bytes(overlay(photo, labels, alpha, table), PNG_COMPRESSION)
     raise ValueError(f"output={output!r} is not a PNG output")
 
 
