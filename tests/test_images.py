@@ -34,8 +34,8 @@ def test_a_file_and_its_bytes_read_the_same_upright_photo(tmp_path):
 
 def test_gray_and_alpha_become_rgb_and_16_bits_are_refused(tmp_path):
     gray = np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) % 256
-    for name, image in (("gray.png", gray.astype(np.uint8)), ("rgba.png", np.dstack([np.zeros((64, 64, 3), np.uint8),
-                                                                                      np.full((64, 64), 7, np.uint8)]))):
+    rgba = np.dstack([np.zeros((64, 64, 3), np.uint8), np.full((64, 64), 7, np.uint8)])
+    for name, image in (("gray.png", gray.astype(np.uint8)), ("rgba.png", rgba)):
         cv2.imwrite(str(tmp_path / name), image)
         assert read_image(tmp_path / name).shape == (64, 64, 3)
         assert np.array_equal(decode_image((tmp_path / name).read_bytes()), read_image(tmp_path / name))
