@@ -1,6 +1,6 @@
 """What several test modules share: the reference data of the authors' TF graphs, TF checkpoints written by hand,
-a random-weight model with realistic BatchNorm, the pixel-grid probe, video clips of the synthetic city, and
-loading a tool as a module."""
+a random-weight model with realistic BatchNorm, the pixel-grid probe, video clips of the synthetic city, the HTTP
+service started on a loopback port, and loading a tool as a module."""
 import importlib.util
 import os
 import shutil
@@ -24,6 +24,7 @@ from segkit.checkpoint import save_checkpoint  # noqa: E402
 from segkit.inference import predict_scores, to_labels  # noqa: E402
 from segkit.models import build_model, tf_checkpoint  # noqa: E402
 from segkit.models.tf_weights import tf_names  # noqa: E402
+from segkit.serve.launch import ServiceProcess  # noqa: E402
 
 # Two cores: keep each test process from oversubscribing them.
 torch.set_num_threads(min(2, os.cpu_count() or 1))
@@ -291,6 +292,26 @@ def clear_pixels(model, image, normalize, resolution, margin=0.01):
 def photos():
     """``random`` photos, and the reference labels of a model on them: ``eager`` and ``clear`` (near-tie-free)."""
     return SimpleNamespace(random=random_photo, eager=eager_labels, clear=clear_pixels)
+
+
+# ---- the HTTP service ------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def launch_service(tmp_path_factory):
+    """launch(checkpoint, *flags) -> ``tools/serve.py --checkpoint CHECKPOINT FLAGS`` running on a loopback port
+    (segkit.serve.launch), warm; each one still running is killed at the test module's end."""
+    started = []
+
+    def launch(checkpoint, *flags):
+        log = tmp_path_factory.mktemp("serve") / "serve.log"
+        service = ServiceProcess(["--checkpoint", str(checkpoint), *flags], log)
+        started.append(service)
+        service.wait_until_serving(timeout=600)
+        return service
+
+    yield launch
+    for service in started:
+        service.kill()
 
 
 # ---- video clips ------------------------------------------------------------------------------------------------

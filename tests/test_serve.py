@@ -7,13 +7,13 @@ size the service has not seen: their deploy bundle is made first (seconds), as a
 would be. $SEGKIT_HOME is the test session's folder (conftest.py); children inherit it.
 """
 import hashlib
+import re
 import socket
 import threading
 import time
 import zlib
 from typing import get_args
 
-import cv2
 import httpx
 import numpy as np
 import pytest
@@ -22,33 +22,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from segkit.checkpoint import quantized_dir
 from segkit.data.images import decode_image, read_image
-from segkit.data.synthetic import generate_scene, image_rng
 from segkit.deploy.photos import overlay
 from segkit.errors import UserError
 from segkit.resolutions import RESOLUTIONS
 from segkit.runtime.choice import bundled_auto
-from segkit.serve.launch import ServiceProcess
+from segkit.serve.app import STATIC
+from service import png, street, unpng
 
 MAX_BYTES = 1_000_000
 TIMEOUT = httpx.Timeout(120.0)  # a photo of a new size waits for its bundle
-
-
-def street(height, width, seed=0) -> np.ndarray:
-    photo, _ = generate_scene(height, width, image_rng(seed, "val", 0))
-    return photo
-
-
-def png(image: np.ndarray) -> bytes:
-    """A gray, RGB or RGBA array as PNG bytes."""
-    if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR if image.shape[2] == 3 else cv2.COLOR_RGBA2BGRA)
-    return cv2.imencode(".png", np.ascontiguousarray(image))[1].tobytes()
-
-
-def unpng(data: bytes) -> np.ndarray:
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert image is not None, "the answer is not a PNG"
-    return image[:, :, ::-1] if image.ndim == 3 else image
 
 
 def metrics(url: str) -> dict:
@@ -87,20 +69,9 @@ def checkpoint(small_checkpoint):
 
 
 @pytest.fixture(scope="module")
-def start_service(checkpoint, tmp_path_factory):
-    """start(*flags) -> a running ServiceProcess of the checkpoint; killed at the module's end if still running."""
-    started = []
-
-    def start(*flags):
-        log = tmp_path_factory.mktemp("serve") / "serve.log"
-        service = ServiceProcess(["--checkpoint", str(checkpoint), *flags], log)
-        started.append(service)
-        service.wait_until_serving(timeout=600)
-        return service
-
-    yield start
-    for service in started:
-        service.kill()
+def start_service(launch_service, checkpoint):
+    """start(*flags) -> a running ServiceProcess of the checkpoint (conftest.py); killed at the module's end."""
+    return lambda *flags: launch_service(checkpoint, *flags)
 
 
 @pytest.fixture(scope="module")
@@ -157,17 +128,32 @@ def test_healthz(url):
     assert httpx.get(f"{url}/healthz").json() == {"status": "ok", "queue_depth": 0, "max_queue": 1}
 
 
-def test_openapi_schema_documents_the_api_and_leaves_the_root_free(url):
+def test_openapi_schema_documents_the_api_and_not_the_page(url):
     schema = httpx.get(f"{url}/openapi.json").json()
     assert {"/v1/segment", "/v1/model", "/healthz", "/metrics"} <= set(schema["paths"])
-    assert "/" not in schema["paths"]
+    assert not [path for path in schema["paths"] if path == "/" or path.startswith("/static")]
     segment_op = schema["paths"]["/v1/segment"]["post"]
     assert {"image/*", "multipart/form-data"} <= set(segment_op["requestBody"]["content"])
     queries = {p["name"]: p["schema"] for p in segment_op["parameters"]}
     assert queries["output"]["enum"] == ["labels", "color", "overlay", "json"]
     assert queries["resolution"]["enum"] == list(RESOLUTIONS)
     assert {"200", "400", "413", "415", "422", "503"} <= set(segment_op["responses"])
-    assert httpx.get(f"{url}/").status_code == 404
+
+
+def test_the_root_serves_the_page_and_its_files(url):
+    # The page's own behaviour is tests/test_page.py's (in a browser); here: what it is made of, over HTTP.
+    root = httpx.get(f"{url}/")
+    assert root.status_code == 200 and root.headers["content-type"].startswith("text/html")
+    linked = re.findall(r'(?:src|href)="([^"]+)"', root.text)
+    files = [link for link in linked if not link.startswith("data:")]
+    assert sorted(files) == ["static/page.css", "static/page.js"]  # relative: the page may sit behind a proxy
+    types = {"static/page.css": "text/css", "static/page.js": "text/javascript"}
+    for link in files:
+        answer = httpx.get(f"{url}/{link}")
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith(types[link])
+        assert answer.content == (STATIC / link.removeprefix("static/")).read_bytes()
+    missing = httpx.get(f"{url}/static/nothing.js")
+    assert missing.status_code == 404 and "/static/nothing.js" in one_sentence(missing)
 
 
 def test_constants_kept_without_torch_match_the_library():

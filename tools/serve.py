@@ -13,9 +13,10 @@ GPU, the checkpoint's int8 graphs) and for --backend torch the PyTorch Predictor
 
 Endpoints: POST /v1/segment (the photo as the body or multipart field `image`; ?resolution=full|half,
 ?output=labels|color|overlay|json, ?alpha=0.5 for the overlay), GET /v1/model, /healthz, /metrics (Prometheus),
-/docs and /openapi.json. Inference runs on one thread (the runtime uses every core); at most --max-queue requests
-wait or run at once, the next get 503 with Retry-After; bodies over --max-bytes get 413. SIGTERM or Ctrl-C stops
-taking connections, answers the requests in flight, and exits 0.
+/docs and /openapi.json, and / (a web page: a photo chosen, dropped or taken with the camera, its overlay with an
+opacity slider, the classes' shares and the timings). Inference runs on one thread (the runtime uses every core);
+at most --max-queue requests wait or run at once, the next get 503 with Retry-After; bodies over --max-bytes get
+413. SIGTERM or Ctrl-C stops taking connections, answers the requests in flight, and exits 0.
 
 Once the port is open it prints `serving on http://HOST:PORT` on stdout (with --port 0, the port the system
 picked).

@@ -5,17 +5,22 @@
   summary; timings also in the ``Server-Timing`` header.
 - ``GET /v1/model``: the checkpoint, its SHA-256, the class table, the backend, the photo sizes ready.
 - ``GET /healthz``, ``GET /metrics`` (Prometheus), FastAPI's ``/openapi.json`` and ``/docs``.
+- ``GET /``: the web page (``static/``: plain HTML, JavaScript and CSS, its files under ``/static/``): a photo chosen,
+  dropped or taken with the camera is segmented once (``output=labels``) and blended in the browser exactly as
+  ``output=overlay`` would be, so that its opacity slider answers at once; the classes' shares and the timings beside.
 
-``/`` is left free for a web page. Decoding and encoding run in Starlette's thread pool; inference on the model's
-one worker thread, behind ``InferenceQueue``.
+Decoding and encoding run in Starlette's thread pool; inference on the model's one worker thread, behind
+``InferenceQueue``.
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from segkit import __version__
@@ -28,6 +33,7 @@ from segkit.serve.queueing import InferenceQueue
 from segkit.serve.schemas import ErrorBody, Health, ModelInfo, Output, Resolution, SegmentSummary
 from segkit.serve.upload import FIELD, decode_photo, read_upload
 
+STATIC = Path(__file__).resolve().parent / "static"  # the page's files (package data)
 BINARY = {"type": "string", "format": "binary"}
 SEGMENT_BODY = {"requestBody": {"required": True, "description": "the photo: its file as the body, or multipart "
                                 f"field {FIELD!r}", "content": {
@@ -116,4 +122,9 @@ def create_app(model: ServedModel, max_queue: int = DEFAULT_MAX_QUEUE,
         body, content_type = metrics.exposition()
         return Response(body, media_type=content_type)
 
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
