@@ -499,3 +499,31 @@ def test_decode_image_errors_name_the_input_and_refuse_too_many_pixels_before_de
         decode_image(png_claiming(5000, 4000), "the upload", max_pixels=1_000_000)
     with pytest.raises(UserError, match="the upload has more than [0-9,]+ pixels"):
         decode_image(png_claiming(100_000, 100_000), "the upload")
+
+
+def test_the_predictors_own_sentence_reaches_the_client(checkpoint, photo):
+    """A request the predictor refuses in a sentence (a new photo size whose bundle needs PyTorch, not installed
+    there) is answered with that sentence and counted as the model's error, not as an anonymous failure."""
+    from fastapi.testclient import TestClient
+
+    from segkit.serve.app import create_app
+    from segkit.serve.model import ServedModel
+
+    model = ServedModel(checkpoint, say=lambda line: None)
+    sentence = "making a deploy bundle needs PyTorch, which is not installed here; install segkit's [torch] extra."
+
+    def refuse(image, resolution):
+        raise UserError(sentence)
+
+    model.predictor.predict = refuse
+    try:
+        with TestClient(create_app(model)) as client:
+            answer = client.post("/v1/segment", content=png(photo), headers={"content-type": "image/png"})
+            assert answer.status_code == 500
+            assert answer.json() == {"error": f"the service cannot segment this photo: {sentence}"}
+            kinds = {sample.labels.get("kind"): sample.value for family in
+                     text_string_to_metric_families(client.get("/metrics").text) for sample in family.samples
+                     if sample.name.endswith("errors_total")}
+            assert kinds.get("model") == 1
+    finally:
+        model.close()

@@ -11,6 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from segkit.errors import UserError
+
 CLIENT_GONE = 499  # nginx's code for a client that closed the connection: no one reads it, the metrics count it
 
 
@@ -51,6 +53,13 @@ def install_error_handlers(app: FastAPI, count) -> None:
             count("http")
             message = str(exc.detail)
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
+
+    @app.exception_handler(UserError)
+    async def model_error(request: Request, exc: UserError):
+        # The predictor's own sentence (say, a new photo size's bundle needs PyTorch, which is not installed):
+        # the request was valid, the service could not serve it, and its sentence says what the operator can do.
+        count("model")
+        return error_response(500, f"the service cannot segment this photo: {exc}")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):
