@@ -12,7 +12,7 @@ DEMO_IMAGE = $(shell $(PY) -c 'from segkit.data.synthetic import demo_image; pri
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[torch,serve,test,mobile,quantize]'
+	$(PY) -m pip install --quiet -e '.[torch,serve,test,mobile,quantize,cluster]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -26,6 +26,31 @@ def test_inputs_are_expanded_in_order_each_file_once(tmp_path):
         load_photo(tmp_path / "gone.png")
 
 
+def test_a_text_file_lists_photos_relative_to_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "frames" / "day").mkdir(parents=True)
+    for name in ("a.png", "day/b.png"):
+        cv2.imwrite(str(tmp_path / "frames" / name), np.zeros((8, 8, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "c.png"), np.zeros((8, 8, 3), np.uint8))
+    lines = ["# frames of one drive", "a.png", "", "  day/b.png  ", str(tmp_path / "c.png"), "gone.png", "a.png"]
+    (tmp_path / "frames" / "list.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "empty.txt").write_text("# nothing yet\n")
+    monkeypatch.chdir(tmp_path / "frames" / "day")  # the list's folder, not the working one, anchors its paths
+    paths, errors = expand_inputs([str(tmp_path / "frames" / "list.txt"), str(tmp_path / "empty.txt")])
+    assert paths == [tmp_path / "frames" / "a.png", tmp_path / "frames" / "day" / "b.png", tmp_path / "c.png",
+                     tmp_path / "frames" / "gone.png"]  # each file once; a missing one is reported when read
+    assert errors == [f"{tmp_path / 'empty.txt'}: the list names no files (one path per line)"]
+
+
+def test_output_names_of_a_long_list_take_linear_time():
+    import time
+
+    paths = [Path(f"drive_{i // 1000}/frame_{i % 1000:04d}.png") for i in range(100_000)]  # stems repeat per drive
+    start = time.perf_counter()
+    names = output_names(paths)
+    assert len(set(names)) == len(paths) and names[1000] == "drive_1/frame_0000"
+    assert time.perf_counter() - start < 10  # comparing each name with all the others took hours at this size
+
+
 def test_output_names_never_collide():
     names = output_names
     # a.png and a.jpg once both became "a" / "a_1", and a_1.png then overwrote one of them

@@ -10,6 +10,7 @@
     python tools/benchmark.py --video [--checkpoint runs/demo/best.pt] [--backend all]
     python tools/benchmark.py --cold [--checkpoint CKPT | --weights NAME] [--image PHOTO] [--repeats 5]
     python tools/benchmark.py --serve [--checkpoint CKPT | --weights NAME] [--image PHOTO]
+    python tools/benchmark.py --ray [--photos 40] [--checkpoint CKPT | --weights NAME] [--repeats 3]
 
 Without --backend: the network's eager forward pass. With --backend: end to end from a 1024x2048 photo to its
 1024x2048 label map, per backend (all = torch-eager, torch (BN folded, channels_last), onnxruntime, openvino,
@@ -26,7 +27,10 @@ on one photo (default: a synthetic 1024x2048 street; --checkpoint default: row 8
 deploy bundle cached and the first time, beside `python -c "import torch"` and a plain torchvision LR-ASPP script.
 With --serve: a bounded load run of tools/serve.py on loopback (same defaults as --cold): 8 concurrent clients x 25
 photos, every answer checked against this process's prediction, 200 malformed requests mixed in; p50/p99 latency,
-throughput against the single-process rate, the 5xx count and the service's memory before and after.
+throughput against the single-process rate, the 5xx count and the service's memory before and after. With --ray:
+tools/infer.py on --photos synthetic 1024x2048 streets (default 40) as one process and with --ray (a local Ray, its
+default pool), whole processes in alternating rounds after a warm-up; images/s end to end and in the Ray job, their
+ratio, and each path's peak memory (PSS of the process and all it started: the driver and Ray's processes).
 """
 from __future__ import annotations
 
@@ -84,6 +88,10 @@ def parse_args(argv=None):
                         "bundle cached and first time, beside importing torch and a torchvision script")
     parser.add_argument("--serve", action="store_true", help="a bounded load run of tools/serve.py: 8 clients x 25 "
                         "photos, answers checked, malformed requests mixed in (needs the [serve] extra)")
+    parser.add_argument("--ray", action="store_true", help="tools/infer.py --ray against one process on the same "
+                        "photos: images/s and peak memory (needs the [cluster] extra)")
+    parser.add_argument("--photos", type=int, default=40, metavar="N",
+                        help="with --ray: synthetic 1024x2048 photos to segment (default: %(default)s)")
     parser.add_argument("--video", action="store_true", help="frames/s of a generated 1024x2048 clip end to end "
                         "against single images (default CONFIG: lraspp_large; --repeats default 3)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -109,6 +117,8 @@ def main(argv=None):
         return cold_start(args)
     if args.serve:
         return serve_load(args)
+    if args.ray:
+        return ray_batch(args)
     check_args(args)
     torch.set_num_threads(args.threads)  # this process's PyTorch pool; the runtimes get --threads too
     photo = read_image(args.image) if args.image else None
@@ -156,6 +166,30 @@ def serve_load(args) -> None:
         record = serve_report(checkpoint, photo, args.backend[0] if args.backend else "auto", args.threads,
                               say=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps(record) if args.json else serve_text(record))
+
+
+def ray_batch(args) -> None:
+    """``--ray``: tools/infer.py with and without --ray on the same synthetic photos (segkit.benchmark.cluster), with
+    the given or a random-weight row-8 checkpoint."""
+    import os
+    import tempfile
+
+    from segkit.benchmark.cluster import cluster_report, cluster_text
+    from segkit.data.synthetic import generate_scene, image_rng
+    from segkit.fileio import write_png
+
+    if args.photos < 1 or (args.repeats is not None and args.repeats < 1):
+        raise UserError("--photos and --repeats must be at least 1.")
+    with tempfile.TemporaryDirectory(prefix="segkit-ray-inputs-") as scratch:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else random_checkpoint(Path(scratch) / "row8.pt")
+        if not args.checkpoint:  # the random model's bundles in a scratch cache, not among the user's 16 kept
+            os.environ["SEGKIT_HOME"] = str(Path(scratch) / "segkit_home")
+        photos = Path(scratch) / "photos"
+        for index in range(args.photos):  # distinct streets: each photo decodes and encodes as a real one would
+            write_png(photos / f"street_{index:03d}.png", generate_scene(1024, 2048, image_rng(0, "val", index))[0])
+        record = cluster_report(checkpoint, photos, args.photos, args.backend[0] if args.backend else "auto",
+                                args.repeats or 3, say=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(record) if args.json else cluster_text(record))
 
 
 def random_checkpoint(path: Path) -> Path:

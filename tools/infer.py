@@ -9,6 +9,8 @@ video an overlay video.
     python tools/infer.py "stuttgart_00/*.png" --video      # an ordered frame sequence, e.g. a demoVideo folder
     python tools/infer.py --camera 0 --show --max-frames 500
     python tools/infer.py street.png --weights mnv3-small-cityscapes   # the authors' models by name
+    python tools/infer.py frames.txt --ray --out labels/    # batch inference on a local Ray (segkit[cluster])
+    python tools/infer.py /shared/frames --ray auto --out /shared/labels   # on the Ray cluster this node is in
 
 The model: --checkpoint, --weights NAME (fetched and converted once: tools/weights.py), else the newest
 runs/*/best.pt, else the authors' mnv3-large-cityscapes (said on stdout). Photos go through a deploy bundle made
@@ -16,13 +18,14 @@ once per checkpoint, photo size, resolution and backend into $SEGKIT_HOME/bundle
 (segkit.runtime) -- PyTorch is imported only to make a bundle; videos, the torch backend, int8 graphs and GPUs use
 the PyTorch Predictor.
 
-Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp) or glob
-patterns. For an input NAME.ext the outputs are NAME_color.png (the checkpoint's class colours), NAME_overlay.png
-(the mask blended on the photo) and NAME_labelIds.png (single channel, the class table's mask values: Cityscapes
-labelIds, what the official tools read) in --out, by default the folder `infer/` beside the checkpoint
-(runs/<name>/infer/; for weights by name, `infer/` in the current folder). Inputs (photos and videos) that share a
-NAME keep their extension in it (a.png, a.jpg -> a_png, a_jpg) or, from different folders, their folder
-(day/clip.mp4, night/clip.mp4 -> day/clip_overlay.mp4, night/clip_overlay.mp4): no output overwrites another.
+Inputs are image files, directories (searched recursively for .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp), glob
+patterns or text files (.txt) listing photos, one path per line (relative paths from the list's folder). For an
+input NAME.ext the outputs are NAME_color.png (the checkpoint's class colours), NAME_overlay.png (the mask blended
+on the photo) and NAME_labelIds.png (single channel, the class table's mask values: Cityscapes labelIds, what the
+official tools read) in --out, by default the folder `infer/` beside the checkpoint (runs/<name>/infer/; for
+weights by name, `infer/` in the current folder). Inputs (photos and videos) that share a NAME keep their extension
+in it (a.png, a.jpg -> a_png, a_jpg) or, from different folders, their folder (day/clip.mp4, night/clip.mp4 ->
+day/clip_overlay.mp4, night/clip_overlay.mp4): no output overwrites another.
 Photos are turned upright by their EXIF orientation (phone photos), as image viewers show them.
 
 Videos: a file with a video extension (.mp4, .avi, .mov, .mkv, ...: whatever OpenCV's FFmpeg decodes), the
@@ -30,6 +33,12 @@ inputs as one ordered frame sequence with --video (frame rate --fps, Cityscapes'
 --camera N give NAME_overlay.mp4 in --out at the input's frame rate and size, and with --save-labels one labelIds
 PNG per frame in NAME_labelIds/. Decoding and encoding run in their own threads beside the predictor. Ctrl-C or
 SIGTERM stops a video early and keeps a playable video of the frames done (exit status 130).
+
+Ray (--ray [ADDRESS], the [cluster] extra): photos are read and decoded by CPU tasks, segmented by a pool of actors
+that load the model once (--actors, --cpus-per-actor, --gpus-per-actor, --batch-size) and written by CPU tasks, all
+beside each other; the outputs are the same files, plus manifest.jsonl in --out (a line per photo: input, outputs,
+status, milliseconds, worker). A rerun skips the photos the manifest says are done. Without ADDRESS a local Ray is
+started; `auto` joins the cluster this machine is in (`ray start`). Videos are not segmented with --ray.
 
 A file that is missing, not an image or unreadable gets one line on stderr; the others still run, and the exit
 status is 1 if any failed (2 for a usage error such as no checkpoint).
@@ -59,7 +68,7 @@ from segkit.weights import DEFAULT as DEFAULT_WEIGHTS
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="*", metavar="IMAGE_VIDEO_DIR_OR_GLOB",
-                        help="images, videos, folders or glob patterns")
+                        help="images, videos, folders, glob patterns or .txt lists of photos (one path per line)")
     add_model_arguments(parser, default=f"the newest runs/*/best.pt, else --weights {DEFAULT_WEIGHTS}")
     parser.add_argument("--out", help="output folder (default: infer/ beside the checkpoint)")
     parser.add_argument("--resolution", choices=tuple(RESOLUTIONS), default="full",
@@ -83,9 +92,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     video.add_argument("--smooth", type=float, default=0.0, metavar="A",
                        help="average the low-resolution logits over time, keeping A of the past per frame "
                             "(0 = off, the default; 0.5 calms flicker on static scenes)")
+    cluster = parser.add_argument_group("cluster (photos on Ray; pip install 'segkit[cluster]')")
+    cluster.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                         help="segment the photos on Ray: a local Ray without ADDRESS, `auto` for the cluster this "
+                              "machine is in (ray start), else the head node's HOST:PORT")
+    cluster.add_argument("--batch-size", type=int, metavar="N", help="photos per batch of an actor (default: 8)")
+    cluster.add_argument("--actors", type=int, metavar="N",
+                         help="actors, each holding the model (default: one per --gpus-per-actor GPUs, else one per "
+                              "--cpus-per-actor of half the cluster's CPUs)")
+    cluster.add_argument("--cpus-per-actor", type=float, metavar="N", help="CPUs of each actor (default: 1)")
+    cluster.add_argument("--gpus-per-actor", type=float, metavar="N",
+                         help="GPUs of each actor (default: 0); with GPUs the actors run PyTorch")
     args = parser.parse_args(argv)
+    if args.ray and args.ray != "auto" and ":" not in args.ray:
+        # --ray's ADDRESS is optional: in `--ray photos/ more/` the first input is not an address
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        before = tokens[:tokens.index("--ray")] if "--ray" in tokens else []
+        args.inputs.insert(sum(1 for token in before if token in args.inputs), args.ray)
+        args.ray = ""
     if not args.inputs and args.camera is None:
         parser.error("give images, videos, folders or glob patterns, or --camera N")
+    cluster_flags = ("batch_size", "actors", "cpus_per_actor", "gpus_per_actor")
+    if args.ray is None and any(getattr(args, flag) is not None for flag in cluster_flags):
+        parser.error("--batch-size, --actors, --cpus-per-actor and --gpus-per-actor go with --ray")
     return args
 
 
@@ -95,6 +124,10 @@ def main(argv=None) -> int:
     paths, failures = expand_inputs(args.inputs)
     videos = [] if args.video else [p for p in paths if p.suffix.lower() in VIDEO_EXTENSIONS]
     photos = [p for p in paths if p not in videos and not args.video]
+    if args.ray is not None and (videos or args.video or args.camera is not None):
+        shown = f" ({videos[0]})" if videos else ""
+        raise UserError(f"--ray segments photos, not videos{shown}; run videos without --ray, or extract their frames "
+                        "first (ffmpeg -i clip.mp4 frames/%06d.png) and segment those.")
     options = VideoOptions(args.resolution, args.every, args.max_frames, args.alpha, args.smooth, args.save_labels,
                            args.show)
     if args.threads is not None and args.threads < 1:
@@ -105,6 +138,8 @@ def main(argv=None) -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise UserError(f"cannot create output folder {out_dir} ({e.strerror}); choose another --out.") from None
+    if args.ray is not None:
+        return segment_on_ray(args, photos, checkpoint, out_dir, failures)
     predictor = photo_predictor(args, checkpoint) if photos else None
     if predictor is None or videos or args.video or args.camera is not None:
         predictor = torch_predictor(args, checkpoint)
@@ -182,6 +217,24 @@ def segment_photos(paths: list[Path], names: list[str], predictor, out_dir: Path
         if len(latencies) > 1:
             summary += " (the first of each size includes warm-up and, for onnxruntime/openvino, the export)"
     print(summary)
+
+
+def segment_on_ray(args, photos: list[Path], checkpoint: Path, out_dir: Path, failures: list) -> int:
+    """``--ray``: the photos on a Ray cluster (``segkit.cluster``); the summary line and the exit status."""
+    from segkit.cluster import ClusterOptions, run_job
+
+    for line in failures:
+        print(f"error: {line}", file=sys.stderr)
+    given = {"actors": args.actors, "cpus_per_actor": args.cpus_per_actor, "gpus_per_actor": args.gpus_per_actor,
+             "batch_size": args.batch_size}
+    options = ClusterOptions(args.ray or None, threads=args.threads,
+                             **{flag: value for flag, value in given.items() if value is not None})  # else defaults
+    quantized = Path(args.quantized) if args.quantized else quantized_dir(checkpoint)
+    report = run_job(photos, output_names(photos), out_dir, checkpoint, args.backend, args.resolution, options,
+                     quantized)
+    report.failed += len(failures)  # inputs that named no file
+    print(report.summary())
+    return 1 if report.failed else 0
 
 
 def segment_one_video(open_source, predictor, out_dir: Path, options: VideoOptions, failures: list,

@@ -1,11 +1,12 @@
-"""Photos in and out: the inputs a user names (files, folders, glob patterns) as image paths, photos read upright
-(EXIF orientation, the rule of ``segkit.data.images``), output names that never collide, and the three outputs of a
-segmented photo (colour mask, overlay, labelIds PNG). ``tools/infer.py`` is these functions and a
-``segkit.predict.Predictor``."""
+"""Photos in and out: the inputs a user names (files, folders, glob patterns, lists of paths) as image paths,
+photos read upright (EXIF orientation, the rule of ``segkit.data.images``), output names that never collide, and the
+three outputs of a segmented photo (colour mask, overlay, labelIds PNG). ``tools/infer.py`` is these functions and
+a ``segkit.predict.Predictor``."""
 from __future__ import annotations
 
 import glob
 import os
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -17,15 +18,22 @@ from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+LIST_SUFFIX = ".txt"  # an input ending in it is a list of paths, one per line
 
 
 def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Image paths in the order given (folders searched recursively and sorted, glob patterns expanded), each file
-    once, and one error line per input that names nothing."""
+    """Image paths in the order given (folders searched recursively and sorted, glob patterns expanded, a ``.txt``
+    file read as a list of paths: ``read_list``), each file once, and one error line per input that names
+    nothing."""
     paths, errors = [], []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.suffix.lower() == LIST_SUFFIX and path.is_file():
+            listed = read_list(path)
+            if not listed:
+                errors.append(f"{item}: the list names no files (one path per line)")
+            paths += listed
+        elif path.is_dir():
             found = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
             if not found:
                 errors.append(f"{item}: folder holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
@@ -38,6 +46,20 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
                 errors.append(f"{item}: no file matches this pattern")
             paths += found
     return unique_inputs(paths), errors
+
+
+def read_list(path: Path) -> list[Path]:
+    """The files a text file lists, one path per line (blank lines and lines starting with # skipped), relative
+    paths taken from the list's own folder, so that a list kept beside its photos works from anywhere. The lines
+    are files as they are -- no folders or patterns -- so that a list of millions costs no look-ups here; a missing
+    one is reported when it is read."""
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read the list {path} ({getattr(exc, 'strerror', None) or exc}); give a text file "
+                        "with one path per line.") from None
+    folder = path.parent
+    return [folder / line for line in map(str.strip, lines) if line and not line.startswith("#")]
 
 
 def unique_inputs(paths: list[Path]) -> list[Path]:
@@ -86,7 +108,7 @@ def output_names(paths: list[Path]) -> list[str]:
             break
         for i in clashing:
             names[i] = scheme(absolute[i])
-    repeated = sorted({name for name in names if names.count(name) > 1})
+    repeated = sorted(name for name, count in Counter(names).items() if count > 1)  # linear: lists of millions
     if repeated:  # only the same file twice gets here, and unique_inputs removes those
         raise UserError(f"two inputs would write the same outputs ({', '.join(repeated)}); pass each file once.")
     return names

@@ -22,7 +22,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m segkit.runtime", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("bundle", help="a deploy bundle's folder (tools/export.py --bundle)")
-    parser.add_argument("inputs", nargs="+", metavar="PHOTO_DIR_OR_GLOB", help="photos, folders or glob patterns")
+    parser.add_argument("inputs", nargs="+", metavar="PHOTO_DIR_OR_GLOB",
+                        help="photos, folders, glob patterns or .txt lists of photos (one path per line)")
     parser.add_argument("--out", default="preds", help="output folder (default: preds)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     return parser.parse_args(argv)
