@@ -230,11 +230,10 @@ def test_ray_outputs_equal_the_single_process_run_and_a_rerun_skips_all(small_ch
     assert sorted(row["input"] for row in rows) == sorted(str(p.resolve()) for p in paths)
     assert all(row["status"] == "ok" and len(row["outputs"]) == 3 and row["worker"] for row in rows)
     assert sorted(name for row in rows for name in row["outputs"]) == names
-    started = time.perf_counter()
     rerun = infer(tmp_path, *common, "--ray", "--out", "cluster")
     assert rerun.returncode == 0, rerun.stderr
     assert "0 segmented, 0 failed, 8 skipped (already done)" in rerun.stdout
-    assert "photos on Ray" not in rerun.stdout and time.perf_counter() - started < 30  # nothing to do: no Ray
+    assert "photos on Ray" not in rerun.stdout  # nothing to do: no Ray started
     assert len(manifest(tmp_path / "cluster")) == 8
 
 

@@ -41,14 +41,12 @@ def test_a_text_file_lists_photos_relative_to_its_folder(tmp_path, monkeypatch):
     assert errors == [f"{tmp_path / 'empty.txt'}: the list names no files (one path per line)"]
 
 
-def test_output_names_of_a_long_list_take_linear_time():
-    import time
-
+def test_output_names_of_a_long_list():
+    # comparing each name with all the others (10^10 comparisons here) did not finish in hours; no clock is read:
+    # a quadratic version hangs this test instead of passing it
     paths = [Path(f"drive_{i // 1000}/frame_{i % 1000:04d}.png") for i in range(100_000)]  # stems repeat per drive
-    start = time.perf_counter()
     names = output_names(paths)
     assert len(set(names)) == len(paths) and names[1000] == "drive_1/frame_0000"
-    assert time.perf_counter() - start < 10  # comparing each name with all the others took hours at this size
 
 
 def test_output_names_never_collide():
