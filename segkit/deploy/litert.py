@@ -46,7 +46,8 @@ def tflite_bytes(model: nn.Module, normalize: str, plan: GridPlan, labels: bool 
         except Exception as exc:  # the converter's own failure: say which and where, not its traceback
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise UserError(f"LiteRT's converter rejected the graph for {plan.image_size[1]}x{plan.image_size[0]} "
-                            f"photos ({type(exc).__name__}: {reason}); export to ONNX instead.") from None
+                            f"photos ({type(exc).__name__}: {reason}); use the ONNX or OpenVINO format for this "
+                            "size.") from None
 
 
 def describe_output(model: nn.Module, plan: GridPlan, labels: bool = False) -> str:
