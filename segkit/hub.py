@@ -9,6 +9,8 @@ only then given their real name.
   is removed; a partial file never has the real name.
 - Two processes fetching one file: one downloads, the other waits for it (a lock file beside it) and then finds it.
 - Offline, or a host that does not answer: one line naming the address and the mirror variable.
+- ``$SEGKIT_NETWORK_TIMEOUT``: how long a connection may stay silent before it fails (``network_timeout``); a slow
+  or distant link raises it.
 
 No torch here: the PyTorch-free runtime fetches through it too.
 """
@@ -17,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import math
 import os
 import shutil
 import sys
@@ -30,13 +33,40 @@ from segkit.errors import UserError
 
 HOME_VARIABLE = "SEGKIT_HOME"
 MIRROR_VARIABLE = "SEGKIT_WEIGHTS_MIRROR"
-TIMEOUT_S = 30  # per network read: a stalled connection is a failure, not a hang
+TIMEOUT_VARIABLE = "SEGKIT_NETWORK_TIMEOUT"
+# Seconds a connection may stay silent -- connecting, or between two reads -- before it is a failure rather than a
+# hang: long enough for a slow or distant link to go on delivering, and settable where even that is too short.
+DEFAULT_TIMEOUT_S = 60.0
 CHUNK = 1 << 20
 
 
 def home() -> Path:
     """segkit's cache: ``$SEGKIT_HOME``, default ``~/.cache/segkit``."""
     return Path(os.environ.get(HOME_VARIABLE) or "~/.cache/segkit").expanduser()
+
+
+def network_timeout() -> float:
+    """Seconds a network connection may stay silent before it fails: ``$SEGKIT_NETWORK_TIMEOUT``, default 60."""
+    value = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not value:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UserError(f"{TIMEOUT_VARIABLE}={value!r} is not a number of seconds above 0; set it to one (e.g. 120) "
+                        f"or unset it for {DEFAULT_TIMEOUT_S:g}.")
+    return seconds
+
+
+def timed_out(exc: BaseException) -> bool:
+    """Whether a network error is a silence longer than ``network_timeout`` (urllib wraps it in a URLError)."""
+    return isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+
+
+def timeout_hint(timeout: float) -> str:
+    return f"nothing arrived for {timeout:g} s: on a slow link raise {TIMEOUT_VARIABLE} (seconds)"
 
 
 @dataclass(frozen=True)
@@ -133,8 +163,9 @@ def _download(source: str, partial: Path, remote: Remote, progress: bool) -> Non
                             "file by hand (tools/weights.py import).")
         shutil.copyfile(source, partial)
         return
+    timeout = network_timeout()
     try:
-        with urllib.request.urlopen(source, timeout=TIMEOUT_S) as response, open(partial, "wb") as out:
+        with urllib.request.urlopen(source, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or remote.size
             with _bar(total, remote.filename, progress) as bar:
                 while block := response.read(CHUNK):
@@ -142,8 +173,12 @@ def _download(source: str, partial: Path, remote: Remote, progress: bool) -> Non
                     bar.update(len(block))
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", None) or exc
-        hint = (f"check {MIRROR_VARIABLE}" if os.environ.get(MIRROR_VARIABLE) else
-                f"offline, set {MIRROR_VARIABLE} to a folder or server holding {remote.filename}")
+        if timed_out(exc):
+            hint = timeout_hint(timeout)
+        elif os.environ.get(MIRROR_VARIABLE):
+            hint = f"check {MIRROR_VARIABLE}"
+        else:
+            hint = f"offline, set {MIRROR_VARIABLE} to a folder or server holding {remote.filename}"
         raise UserError(f"cannot download {source} ({_one_line(reason)}); {hint}, or bring the file by hand "
                         "(tools/weights.py import).") from None
 

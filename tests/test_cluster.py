@@ -4,6 +4,7 @@ skipping what is done, a job resumed after a kill, corrupt photos in the manifes
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,11 +19,13 @@ import torch
 from segkit.checkpoint import save_checkpoint
 from segkit.cluster import (MANIFEST, ClusterOptions, Segmenter, is_done, pack_bundles, read_manifest, read_photos,
                             unpack_bundle, write_results)
+from segkit.cluster.job import check_address
 from segkit.config import Config, ModelConfig
 from segkit.data.synthetic import generate_scene, image_rng
 from segkit.deploy.photos import write_outputs
 from segkit.errors import UserError
 from segkit.fileio import write_png
+from segkit.hub import TIMEOUT_VARIABLE
 from segkit.models import build_model
 from segkit.runtime.predictor import RuntimePredictor
 
@@ -370,3 +373,22 @@ def test_an_actor_that_cannot_load_its_model_stops_the_job_in_one_sentence(local
     with pytest.raises(UserError, match=r"^the Ray job stopped \(the bundle in .* was made for half resolution, "
                                         r"not full; .*\); 0 photos were done"):
         _collect(ray, dataset, todo, tmp_path / "out", "m", JobReport())
+
+
+def test_the_head_nodes_wait_is_the_network_timeout(monkeypatch):
+    """How long --ray HOST:PORT waits for the head node follows SEGKIT_NETWORK_TIMEOUT, as downloads do."""
+    waits = []
+
+    def silent(address, timeout):
+        waits.append(timeout)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", silent)
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "7.5")
+    with pytest.raises(UserError) as error:
+        check_address("head.example:6379")
+    assert waits == [7.5] and "nothing arrived for 7.5 s" in str(error.value)
+    assert TIMEOUT_VARIABLE in str(error.value) and "--ray head.example:6379" in str(error.value)
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "later")
+    with pytest.raises(UserError, match=f"{TIMEOUT_VARIABLE}='later' is not a number of seconds"):
+        check_address("head.example:6379")

@@ -21,7 +21,7 @@ import pytest
 import segkit.weights as weights
 from segkit.data.classes import ClassTable
 from segkit.errors import UserError
-from segkit.hub import MIRROR_VARIABLE, Remote, fetch
+from segkit.hub import MIRROR_VARIABLE, TIMEOUT_VARIABLE, Remote, fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 LARGE = weights.WEIGHTS["mnv3-large-cityscapes"]
@@ -222,3 +222,18 @@ def test_the_named_networks_are_the_zoo_configs():
     for name in ("mnv3-large-cityscapes", "mnv3-small-cityscapes"):
         config_file = ROOT / "configs" / "tf_zoo" / f"{name.rsplit('-', 1)[0].replace('-', '_')}_cityscapes.py"
         assert weights.zoo_config(name).to_dict() == load_config(config_file).to_dict(), name
+
+
+def test_a_silent_server_fails_after_the_timeout_the_variable_sets(server, cache, monkeypatch):
+    """The wait for a silent host is the user's to set (a slow link needs longer); a bad value is one line."""
+    server.delay = 3.0  # answers (here a 404), but only after 3 s of silence
+    monkeypatch.setenv(TIMEOUT_VARIABLE, "0.5")
+    with pytest.raises(UserError) as error:
+        weights.weights_path("mnv3-small-cityscapes", progress=False)
+    message = str(error.value)
+    assert "\n" not in message and "nothing arrived for 0.5 s" in message and TIMEOUT_VARIABLE in message
+    assert cached_files(cache) == []
+    for value in ("soon", "0", "-5", "nan"):
+        monkeypatch.setenv(TIMEOUT_VARIABLE, value)
+        with pytest.raises(UserError, match=f"{TIMEOUT_VARIABLE}='{value}' is not a number of seconds above 0"):
+            weights.weights_path("mnv3-small-cityscapes", progress=False)

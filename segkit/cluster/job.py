@@ -19,6 +19,7 @@ from segkit.cluster.stages import OUTPUT_SUFFIXES, Segmenter, pack_bundles, read
 from segkit.data.images import image_size
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.geometry import MIN_PHOTO_SIZE
+from segkit.hub import network_timeout, timed_out, timeout_hint
 
 MANIFEST = "manifest.jsonl"
 MAX_SIZES = 16  # photo sizes in one job: one bundle each, as many as the bundle cache keeps
@@ -28,7 +29,6 @@ TASK_RETRIES = 3  # a batch whose actor died is run again this many times, then 
 ACTOR_RESTARTS = 2 * (TASK_RETRIES + 1)
 MAX_BLOCKS = 4096  # the paths go to Ray in at most this many blocks: Ray Data's bookkeeping grows with their count
 PROBE_THREADS = 16  # headers read at once by the driver (file-system latency, not CPU)
-CONNECT_TIMEOUT_S = 10  # for a cluster's head node to accept a connection
 
 
 @dataclass
@@ -218,10 +218,12 @@ def check_address(address: str | None) -> None:
     if not address or address == "auto":
         return
     host, _, port = address.rpartition(":")
+    timeout = network_timeout()
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
     except (OSError, ValueError) as exc:
-        raise UserError(f"no Ray cluster answers at --ray {address} ({exc}); start its head node there (ray start "
+        reason = timeout_hint(timeout) if timed_out(exc) else exc
+        raise UserError(f"no Ray cluster answers at --ray {address} ({reason}); start its head node there (ray start "
                         "--head --port=PORT) or check the address.") from None
 
 
