@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from segkit.cluster.stages import OUTPUT_SUFFIXES, Segmenter, pack_bundles, read_photos, write_results
+from segkit.cluster.stages import Segmenter, pack_bundles, read_photos, write_results
 from segkit.data.images import image_size
+from segkit.deploy.photos import OUTPUT_SUFFIXES
 from segkit.errors import UserError, quiet_native_stderr
 from segkit.geometry import MIN_PHOTO_SIZE
 from segkit.hub import network_timeout, timed_out, timeout_hint
@@ -54,10 +55,6 @@ class ClusterOptions:
                             f"{self.gpus_per_actor:g} at least 0.")
         if self.threads is not None and self.threads < 1:
             raise UserError(f"--threads {self.threads} must be at least 1.")
-
-    @property
-    def actor_threads(self) -> int:
-        return self.threads or max(1, round(self.cpus_per_actor))
 
 
 @dataclass
@@ -135,14 +132,14 @@ def run_job(paths: list[Path], names: list[str], out_dir: Path, checkpoint: Path
             raise UserError(f"the photos come in {len(sizes)} sizes; --ray makes a deploy bundle for each, at most "
                             f"{MAX_SIZES}: resize them, or run the sizes as separate jobs.")
         bundles = pack_bundles(checkpoint, sizes, resolution, bundled, say)
-        segmenter = {"bundles": bundles, "resolution": resolution, "threads": options.actor_threads}
+        segmenter = {"bundles": bundles, "resolution": resolution, "threads": options.threads}
         table = bundle_table(bundles[0]) if bundles else None
     else:
         from segkit.checkpoint import checkpoint_classes, load_checkpoint  # PyTorch: this mode only
 
         device = "cuda" if options.gpus_per_actor > 0 else "cpu"
         segmenter = {"checkpoint": str(Path(checkpoint).resolve()), "resolution": resolution, "backend": backend,
-                     "device": device, "threads": options.actor_threads,
+                     "device": device, "threads": options.threads,
                      "quantized": str(Path(quantized).resolve()) if quantized is not None else None}
         table = checkpoint_classes(load_checkpoint(checkpoint))
     connect(ray, options.address)

@@ -19,8 +19,6 @@ from segkit.errors import UserError
 from segkit.geometry import check_photo
 from segkit.hub import home, locked
 
-OUTPUT_SUFFIXES = ("_color.png", "_overlay.png", "_labelIds.png")  # segkit.deploy.photos.write_outputs' files
-
 
 def read_photos(batch: dict) -> dict:
     """Stage 1, CPU tasks: ``{"input": paths, "name": output names}`` -> the same with "image" (RGB uint8 (H, W, 3)
@@ -160,8 +158,8 @@ def write_results(batch: dict, out_dir: str, table=None, model: str = "") -> dic
         outputs = []
         if not error:
             try:
-                write_outputs(out_dir, name, batch["image"][index], batch["labels"][index], table)
-                outputs = [f"{name}{suffix}" for suffix in OUTPUT_SUFFIXES]
+                written = write_outputs(out_dir, name, batch["image"][index], batch["labels"][index], table)
+                outputs = [path.relative_to(out_dir).as_posix() for path in written]
             except UserError as exc:
                 error = str(exc)
             except Exception as exc:  # noqa: BLE001 -- recorded as this photo's failure; the others go on

@@ -46,7 +46,7 @@ from segkit.errors import UserError
 from segkit.inference import GridPlan, network_logits, plan_for, to_labels
 from segkit.resolutions import RESOLUTIONS
 from segkit.runtime.bundle import Bundle, bundle_key, checkpoint_sha256
-from segkit.runtime.choice import BACKEND_NAMES, default_cpu_backend
+from segkit.runtime.choice import BACKEND_CHOICES, default_cpu_backend
 
 
 class TorchBackend(Backend):
@@ -161,7 +161,6 @@ BACKENDS: dict[str, Callable[..., Backend]] = {
     "litert": LiteRTBackend,
     "litert-int8": LiteRTInt8Backend,
 }
-BACKEND_CHOICES = ("auto", *BACKEND_NAMES)
 NEEDS_QUANTIZED = ("openvino-int8", "litert-int8")  # backends that run a checkpoint's int8 graphs (tools/quantize.py)
 
 

@@ -18,6 +18,7 @@ from segkit.errors import UserError, quiet_native_stderr
 from segkit.fileio import write_png
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+OUTPUT_SUFFIXES = ("_color.png", "_overlay.png", "_labelIds.png")  # a photo's outputs, in write_outputs' order
 LIST_SUFFIX = ".txt"  # an input ending in it is a list of paths, one per line
 
 
@@ -127,8 +128,8 @@ def write_outputs(out_dir: Path, name: str, image: np.ndarray, labels: np.ndarra
     channel, the table's mask values: Cityscapes labelIds, what the official tools read) in ``out_dir``; the paths
     written. ``table``: the model's class table (default: Cityscapes')."""
     table = table or ClassTable.cityscapes()
-    outputs = {f"{name}_color.png": table.colorize(labels), f"{name}_overlay.png": overlay(image, labels, 0.5, table),
-               f"{name}_labelIds.png": table.to_values(labels)}
-    for filename, array in outputs.items():
-        write_png(out_dir / filename, array)
-    return [out_dir / filename for filename in outputs]
+    arrays = (table.colorize(labels), overlay(image, labels, 0.5, table), table.to_values(labels))
+    paths = [out_dir / f"{name}{suffix}" for suffix in OUTPUT_SUFFIXES]
+    for path, array in zip(paths, arrays):
+        write_png(path, array)
+    return paths

@@ -30,7 +30,6 @@ from segkit.hub import file_sha256
 
 FORMAT = 1
 MANIFEST = "bundle.json"
-RUNTIMES = {"onnxruntime": "onnxruntime", "openvino": "openvino", "litert": "ai_edge_litert"}  # -> the package
 
 
 class DamagedBundle(UserError):

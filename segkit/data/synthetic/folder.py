@@ -15,7 +15,6 @@ import os
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 from cityscapesscripts.helpers.labels import name2label
@@ -24,10 +23,10 @@ from segkit.data.classes import ClassTable
 from segkit.data.synthetic.scene import generate_scene, image_rng
 from segkit.data.synthetic.writer import check_arguments, sample_path
 from segkit.errors import UserError
-from segkit.fileio import atomic_write_bytes, write_png
+from segkit.fileio import atomic_write_bytes, write_jpeg, write_png
 
 TABLE_FILE = "classes.yaml"
-JPEG_QUALITY = 95
+JPEG_QUALITY = 95  # a camera's, so the set looks like a user's photos
 UNLABELLED = 0  # the merged table's mask value of everything else (ignored)
 # The merged classes in output order, each with the Cityscapes classes it takes in; its colour is the first's.
 MERGED = (("road", ("road", "parking")), ("sidewalk", ("sidewalk",)), ("building", ("building", "wall", "fence")),
@@ -98,21 +97,8 @@ def write_folder_image(out: str | os.PathLike, split: str, index: int, height: i
                        lookup: np.ndarray) -> None:
     """Image ``index`` of a split as a JPEG photo and its mask (labelIds through ``lookup``)."""
     image, label = generate_scene(height, width, image_rng(seed, split, index))
-    write_jpeg(photo_path(out, split, index), image)
+    write_jpeg(photo_path(out, split, index), image, JPEG_QUALITY)
     write_png(mask_path(out, split, index), lookup[label], compression=1)  # makes its folders
-
-
-def write_jpeg(path: Path, image: np.ndarray) -> None:
-    """An RGB uint8 photo as a JPEG (quality 95: a camera's, so the set looks like a user's photos), written
-    atomically like ``write_png``; one sentence when it cannot be written."""
-    ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise UserError(f"cannot encode {path.name} as JPEG")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, data.tobytes())
-    except OSError as exc:
-        raise UserError(f"cannot write {path} ({exc.strerror}); choose another output folder.", "out") from None
 
 
 def write_table(path: Path, table: ClassTable) -> None:
